@@ -1,0 +1,146 @@
+"""The Python API: ``run`` a recipe, ``create_backbone`` by name, and the ``Result`` of a run."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from PIL import Image
+
+from . import __version__
+from .engine import (Step, build_backbone, build_losses, compute_targets, initial_image, load_inputs, optimise,
+                     select_device)
+from .image import save_image, to_pil, write_json
+from .plugin_manager import plugin_infos
+from .recipe import Recipe, load_recipe, recipe_from_dict
+from .registry import Registry, default_registry
+
+__all__ = ["Result", "run", "create_backbone", "resolve_recipe", "save_result"]
+
+RecipeLike = Recipe | str | Path | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run produced: the image, the per-step losses, and how it was made."""
+
+    image: Image.Image
+    tensor: torch.Tensor
+    trace: tuple[Step, ...]
+    recipe: Recipe
+    device: str
+    interrupted: bool
+    output: Path | None = None
+
+    @property
+    def losses(self) -> list[dict[str, float]]:
+        """The loss trace as plain numbers: one ``{"total": ..., label: value, ...}`` per step."""
+        return [{"total": step.loss, **{term.label: term.value for term in step.terms}} for step in self.trace]
+
+    def metadata(self, registry: Registry | None = None) -> dict[str, Any]:
+        """What is embedded in the output: recipe, versions, seed, device and final losses."""
+        registry = registry or default_registry()
+        last = self.trace[-1] if self.trace else None
+        final = {"total": last.loss, **{t.label: {"value": t.value, "weighted": t.weighted} for t in last.terms}} if last else {}
+        return {
+            "stylefw": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "plugins": {info.name: f"{info.distribution} {info.version}" for info in plugin_infos(registry.manager)}
+            if registry.manager else {},
+            "recipe": self.recipe.data,
+            "seed": self.recipe.seed,
+            "device": self.device,
+            "steps_done": len(self.trace),
+            "interrupted": self.interrupted,
+            "final_losses": final,
+        }
+
+
+def resolve_recipe(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (),
+                   registry: Registry | None = None) -> Recipe:
+    """A validated Recipe from a path, a built-in name, a dict or a Recipe, with ``overrides`` applied."""
+    if isinstance(recipe, Recipe):
+        return recipe.with_overrides(overrides) if overrides else recipe
+    if isinstance(recipe, Mapping):
+        return recipe_from_dict(recipe, overrides=overrides, registry=registry)
+    return load_recipe(recipe, overrides, registry=registry)
+
+
+def create_backbone(name: str, *, registry: Registry | None = None, **kwargs: Any) -> torch.nn.Module:
+    """Build the backbone registered as ``name`` (for example ``create_backbone("vgg19", weights="random")``)."""
+    registry = registry or default_registry()
+    try:
+        entry = registry.get("backbone", name)
+    except KeyError as exc:
+        from .errors import UserError
+
+        raise UserError(exc.args[0]) from None
+    return entry.factory(**kwargs).requires_grad_(False).eval()
+
+
+def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *,
+        on_step: Callable[[Step], None] | None = None,
+        on_download: Callable[[str, int, int | None], None] | None = None,
+        registry: Registry | None = None, save: bool = True) -> Result:
+    """Stylise as ``recipe`` says; writes the output (if the recipe names one and ``save``) and returns it.
+
+    Ctrl-C during the optimisation stops it early: the result so far is returned (and saved) with
+    ``interrupted=True``.
+    """
+    registry = registry or default_registry()
+    recipe = resolve_recipe(recipe, overrides, registry)
+    device = select_device(recipe.device)
+    torch.manual_seed(recipe.seed)
+    content, styles = load_inputs(recipe, on_download)
+    backbone = build_backbone(recipe, registry, device)
+    content, styles = content.to(device), [style.to(device) for style in styles]
+    losses = build_losses(recipe, registry)
+    targets = compute_targets(backbone, recipe.layers, content, styles, [ref.weight for ref in recipe.styles])
+    for loss in losses:
+        loss.prepare(targets)
+    image = initial_image(recipe.init, content, styles[0])
+    optimizer = registry.get("optimizer", recipe.optimizer.name).factory([image], **recipe.optimizer.options)
+    steps = optimise(image, backbone, losses, [spec.weight for spec in recipe.losses],
+                     [spec.label for spec in recipe.losses], optimizer, recipe.steps, recipe.layers)
+    trace, interrupted = _drive(steps, on_step, recipe, image, registry, str(device), save)
+    result = Result(to_pil(image), image.detach(), tuple(trace), recipe, str(device), interrupted)
+    if save and recipe.output is not None:
+        save_result(result, recipe.output, registry=registry)
+        result = Result(result.image, result.tensor, result.trace, recipe, result.device, interrupted, recipe.output)
+    return result
+
+
+def _drive(steps, on_step, recipe: Recipe, image: torch.Tensor, registry: Registry, device: str,
+           save: bool) -> tuple[list[Step], bool]:
+    trace: list[Step] = []
+    try:
+        for step in steps:
+            trace.append(step)
+            if on_step:
+                on_step(step)
+            if save and recipe.output and recipe.save_every and step.step % recipe.save_every == 0:
+                partial = Result(to_pil(image), image.detach(), tuple(trace), recipe, device, False)
+                save_result(partial, _intermediate(recipe.output, step.step), registry=registry, sidecar=False)
+    except KeyboardInterrupt:
+        return trace, True
+    return trace, False
+
+
+def _intermediate(output: Path, step: int) -> Path:
+    return output.with_name(f"{output.stem}.{step:06d}{output.suffix}")
+
+
+def save_result(result: Result, path: Path, *, registry: Registry | None = None, sidecar: bool = True) -> Path:
+    """Write the image with its metadata embedded and, with ``sidecar``, ``<path>.json`` with the loss trace."""
+    metadata = result.metadata(registry)
+    save_image(result.image, path, metadata)
+    if sidecar:
+        trace = [{"step": s.step, "loss": s.loss, "elapsed": s.elapsed,
+                  "terms": {t.label: {"value": t.value, "weighted": t.weighted} for t in s.terms}}
+                 for s in result.trace]
+        write_json(Path(f"{path}.json"), {**metadata, "trace": trace})
+    return path

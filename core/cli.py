@@ -1,0 +1,207 @@
+"""The ``stylefw`` command: recipe, validate, list, plugins. Errors become messages and exit codes here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import StylefwError
+
+__all__ = ["main", "entry", "build_parser"]
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser = argparse.ArgumentParser(prog="stylefw", parents=[common],
+                                     description="Neural style transfer from YAML recipes and plugins.")
+    parser.add_argument("--version", action="version", version=f"stylefw {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    recipe = commands.add_parser("recipe", parents=[common], help="run a recipe (a file or a built-in name)")
+    _recipe_arguments(recipe)
+    recipe.add_argument("--progress", choices=("auto", "rich", "plain"), default="auto",
+                        help="rich display, plain log lines, or auto (rich on a terminal)")
+    recipe.add_argument("--log-every", type=int, metavar="N", help="with plain progress, a line every N steps")
+    recipe.set_defaults(handler=cmd_recipe)
+
+    validate = commands.add_parser("validate", parents=[common], help="check a recipe without running it")
+    _recipe_arguments(validate)
+    validate.set_defaults(handler=cmd_validate)
+
+    listing = commands.add_parser("list", parents=[common], help="backbones, losses, optimizers and recipes")
+    listing.set_defaults(handler=cmd_list)
+    plugins = commands.add_parser("plugins", parents=[common], help="installed plugins and their versions")
+    plugins.set_defaults(handler=cmd_plugins)
+    return parser
+
+
+def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="a recipe file, or the name of a built-in recipe such as vangogh.yaml")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe key, e.g. --set optimizer.lr=0.05 or --set losses[1].weight=1e5")
+    parser.add_argument("--content", metavar="IMAGE", help="content image (path or URL)")
+    parser.add_argument("--style", action="append", metavar="IMAGE", help="style image; repeat to blend several")
+    parser.add_argument("--output", metavar="FILE", help="output image (.png, .jpg or .webp)")
+    parser.add_argument("--size", type=int, metavar="PX", help="long edge of the output in pixels")
+    parser.add_argument("--steps", type=int, help="number of optimizer steps")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--seed", type=int, help="random seed")
+
+
+def overrides_from(args: argparse.Namespace) -> list[Any]:
+    """``--set`` strings, then the shortcuts as (key, value) pairs; paths resolve against the cwd."""
+    overrides: list[Any] = list(args.sets)
+    if args.content:
+        overrides.append(("content", _path(args.content)))
+    if args.style:
+        overrides.append(("style", [_path(style) for style in args.style]))
+    if args.output:
+        overrides.append(("output", str(Path(args.output).expanduser().absolute())))
+    for key in ("size", "steps", "device", "seed"):
+        if getattr(args, key) is not None:
+            overrides.append((key, getattr(args, key)))
+    return overrides
+
+
+def _path(value: str) -> str:
+    return value if value.startswith(("http://", "https://")) else str(Path(value).expanduser().absolute())
+
+
+def cmd_recipe(args: argparse.Namespace) -> int:
+    from .api import run
+    from .recipe import find_recipe, load_recipe
+
+    path = find_recipe(args.recipe)
+    recipe = load_recipe(path, overrides_from(args))
+    if recipe.output is None:
+        recipe = recipe.with_overrides({"output": str(Path.cwd() / f"{path.stem}.png")})
+    with _renderer(args, recipe.steps) as renderer:
+        result = run(recipe, on_step=renderer.step, on_download=renderer.download)
+    done = len(result.trace)
+    if result.interrupted:
+        print(f"interrupted at step {done}/{recipe.steps}; wrote the image so far to {result.output}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        from .progress import format_duration
+
+        seconds = result.trace[-1].elapsed if result.trace else 0.0
+        width, height = result.image.size
+        print(f"wrote {result.output} ({width}×{height}, {done} steps in {format_duration(seconds)} "
+              f"on {result.device}; metadata in {result.output}.json)")
+    return EXIT_OK
+
+
+def _renderer(args: argparse.Namespace, steps: int):
+    from .progress import PlainRenderer, QuietRenderer, RichRenderer
+
+    if args.quiet:
+        return QuietRenderer()
+    mode = args.progress
+    if mode == "auto":
+        mode = "rich" if sys.stdout.isatty() else "plain"
+    if mode == "rich":
+        return RichRenderer(steps)
+    return PlainRenderer(args.log_every or max(1, steps // 20))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .recipe import find_recipe, load_recipe
+
+    path = find_recipe(args.recipe)
+    recipe = load_recipe(path, overrides_from(args))
+    if not args.quiet:
+        losses = ", ".join(f"{loss.label} ×{loss.weight:g}" for loss in recipe.losses)
+        print(f"{path}: valid. {recipe.backbone.name} ({recipe.backbone.weights} weights), losses: {losses}; "
+              f"{recipe.optimizer.name} for {recipe.steps} steps at {recipe.size} px")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .recipe import builtin_recipes
+    from .registry import default_registry
+
+    table = Table("kind", "name", "plugin", "description", box=None, padding=(0, 2))
+    for entry in default_registry().entries():
+        table.add_row(entry.kind, entry.name, entry.plugin, _summary(entry.factory))
+    for name in builtin_recipes():
+        table.add_row("recipe", name, "stylefw", f"stylefw recipe {name}")
+    Console(soft_wrap=True).print(table)
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .plugin_manager import plugin_infos
+    from .registry import default_registry
+
+    table = Table("plugin", "distribution", "version", "provides", box=None, padding=(0, 2))
+    registry = default_registry()
+    for info in plugin_infos(registry.manager):
+        provides = ", ".join(f"{e.kind} {e.name}" for e in registry.entries() if e.plugin == info.name)
+        table.add_row(info.name, info.distribution, info.version, provides or "-")
+    Console(soft_wrap=True).print(table)
+    return EXIT_OK
+
+
+def _summary(factory: Any) -> str:
+    doc = (getattr(factory, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` and return the exit code, for ``entry`` and for tests."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage: 2 for bad usage, 0 for --help
+        return int(exc.code or 0)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning(args.quiet)
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
+        return args.handler(args)
+    except StylefwError as exc:
+        _report(args, f"error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _report(args, "interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an environment failure: one line, traceback with --debug
+        _report(args, f"error: {type(exc).__name__}: {exc}\n  hint: run again with --debug to see the traceback")
+        return EXIT_RUNTIME
+
+
+def _report(args: argparse.Namespace, text: str) -> None:
+    if args.debug:
+        traceback.print_exc()
+    print(text, file=sys.stderr)
+
+
+def _show_warning(quiet: bool):
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not quiet:
+            print(f"warning: {message}", file=sys.stderr)
+
+    return show
+
+
+def entry() -> None:
+    """The console-script entry point."""
+    sys.exit(main())

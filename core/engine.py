@@ -1,0 +1,147 @@
+"""The optimisation: targets once under no_grad, then one leaf image stepped with a closure."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import torch
+
+from .errors import RunError, UserError
+from .image import fetch, load_image, resize_long_edge, to_pil, to_tensor
+from .layers import deepest
+from .recipe import ImageRef, Recipe
+from .registry import Registry
+
+__all__ = ["Term", "Step", "Targets", "select_device", "load_inputs", "build_backbone", "build_losses",
+           "compute_targets", "initial_image", "optimise"]
+
+
+@dataclass(frozen=True)
+class Term:
+    """One loss term at one step: its label, its weight and its unweighted value."""
+
+    label: str
+    weight: float
+    value: float
+
+    @property
+    def weighted(self) -> float:
+        return self.weight * self.value
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the engine reports after each optimizer step."""
+
+    step: int
+    total: int
+    loss: float
+    terms: tuple[Term, ...]
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Detached features: ``content`` by layer, and ``styles`` as (features by layer, blend weight) pairs."""
+
+    content: Mapping[str, torch.Tensor]
+    styles: Sequence[tuple[Mapping[str, torch.Tensor], float]] = field(default_factory=list)
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU; a named device must be available."""
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps and mps.is_available())
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' is not available: torch sees no CUDA GPU", context="device",
+                        hint="use device: auto or cpu")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise UserError(f"device '{name}' does not exist: there are {torch.cuda.device_count()} CUDA devices",
+                        context="device", hint="use cuda:0 or auto")
+    if name == "mps" and not mps_ok:
+        raise UserError("device 'mps' is not available on this machine", context="device", hint="use auto or cpu")
+    return torch.device(name)
+
+
+def load_inputs(recipe: Recipe, on_download: Callable | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The content image at ``size`` and each style image at ``size * style_scale``, as tensors."""
+    content = resize_long_edge(_open(recipe.content, on_download), recipe.size)
+    style_edge = max(16, round(recipe.size * recipe.style_scale))
+    styles = [resize_long_edge(_open(ref, on_download), style_edge) for ref in recipe.styles]
+    return to_tensor(content), [to_tensor(style) for style in styles]
+
+
+def _open(ref: ImageRef, on_download: Callable | None):
+    if not ref.is_url:
+        return load_image(ref.source, sha256=ref.sha256)
+    progress = (lambda done, total: on_download(ref.source, done, total)) if on_download else None
+    return load_image(fetch(ref.source, progress=progress), sha256=ref.sha256)
+
+
+def build_backbone(recipe: Recipe, registry: Registry, device: torch.device) -> torch.nn.Module:
+    """The recipe's backbone, frozen, in eval mode, cut after the deepest layer any loss reads."""
+    entry = registry.get("backbone", recipe.backbone.name)
+    spec = recipe.backbone
+    backbone = entry.factory(weights=spec.weights, pooling=spec.pooling, **spec.options)
+    last = deepest(entry.factory, recipe.layers)
+    if last is not None and hasattr(backbone, "truncate"):
+        backbone.truncate(last)
+    return backbone.requires_grad_(False).eval().to(device)
+
+
+def build_losses(recipe: Recipe, registry: Registry) -> list[Any]:
+    """One loss object per recipe entry, built with the entry's options."""
+    return [registry.get("loss", spec.name).factory(**spec.options) for spec in recipe.losses]
+
+
+@torch.no_grad()
+def compute_targets(backbone, layers: list[str], content: torch.Tensor, styles: list[torch.Tensor],
+                    blend: list[float]) -> Targets:
+    """Content and style features, computed once and detached; blend weights are made to sum to 1."""
+    content_features = backbone(content, layers) if layers else {}
+    total = sum(blend)
+    style_features = [(backbone(style, layers) if layers else {}, weight / total) for style, weight in zip(styles, blend)]
+    detach = lambda features: {name: value.detach() for name, value in features.items()}  # noqa: E731
+    return Targets(detach(content_features), [(detach(f), w) for f, w in style_features])
+
+
+def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """The starting image: a copy of the content, uniform noise, or the style stretched to fit."""
+    if init == "noise":
+        image = torch.rand(content.shape, device=content.device)
+    elif init == "style":
+        image = torch.nn.functional.interpolate(style, size=content.shape[-2:], mode="bilinear", antialias=True)
+    else:
+        image = content.clone()
+    return image.clamp(0, 1).requires_grad_(True)
+
+
+def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], labels: list[str],
+             optimizer: torch.optim.Optimizer, steps: int, layers: list[str]) -> Iterator[Step]:
+    """Step ``optimizer`` on ``image`` ``steps`` times, yielding a Step after each; keeps it in [0, 1]."""
+    start = time.perf_counter()
+    for number in range(1, steps + 1):
+        values: list[torch.Tensor] = []
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            features = backbone(image, layers) if layers else {}
+            values[:] = [loss(features, image) for loss in losses]
+            total = sum(weight * value for weight, value in zip(weights, values))
+            total.backward()
+            return total
+
+        total = optimizer.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)
+        loss = float(total.detach())
+        if loss != loss or loss in (float("inf"), float("-inf")):
+            raise RunError(f"the loss became {loss} at step {number}",
+                           hint="lower optimizer.lr or the loss weights")
+        terms = tuple(Term(label, weight, float(value.detach())) for label, weight, value in zip(labels, weights, values))
+        yield Step(number, steps, loss, terms, time.perf_counter() - start)

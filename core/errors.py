@@ -1,0 +1,86 @@
+"""Exceptions raised by the core; only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "StylefwError",
+    "UserError",
+    "RecipeError",
+    "Problem",
+    "ImageError",
+    "PluginError",
+    "WeightsError",
+    "RunError",
+    "StylefwWarning",
+]
+
+
+class StylefwError(Exception):
+    """Base class: a message, the context it happened in, and a hint on how to fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, context: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.context}: {self.message}" if self.context else self.message
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+class UserError(StylefwError):
+    """Bad input from the user: a recipe, an argument, an image or a file. Exit code 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a recipe, at a dotted key path such as ``losses[1].layers[0]``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class RecipeError(UserError):
+    """A recipe failed validation; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem], *, source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        count = len(self.problems)
+        heading = f"{count} problem{'s' if count != 1 else ''} in recipe"
+        super().__init__(heading, context=source, hint="fix the keys above and run 'stylefw validate' again")
+
+    def __str__(self) -> str:
+        lines = [f"{self.source}: {self.message}" if self.source else self.message]
+        lines += [f"  {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+class ImageError(UserError):
+    """An input image is missing, unreadable, truncated, too large or fails its checksum."""
+
+
+class PluginError(UserError):
+    """A plugin failed to load, or two plugins registered the same name."""
+
+
+class WeightsError(UserError):
+    """Backbone weights are missing, cannot be downloaded, or do not fit the architecture."""
+
+
+class RunError(StylefwError):
+    """The optimisation itself failed (for example the loss became NaN). Exit code 1."""
+
+
+class StylefwWarning(UserWarning):
+    """A warning the CLI shows to the user, such as random backbone weights."""

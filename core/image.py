@@ -1,0 +1,170 @@
+"""Images in and out: load any Pillow image as RGB, fetch URLs into a cache, write atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from .errors import ImageError, UserError
+
+__all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "write_json"]
+
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+USER_AGENT = "stylefw/0.1 (neural style transfer; +https://pypi.org/project/stylefw/)"
+Progress = Callable[[int, int | None], None]
+
+
+def cache_dir() -> Path:
+    """Where downloaded images are kept: ``$STYLEFW_CACHE`` or ``~/.cache/stylefw``."""
+    base = os.environ.get("STYLEFW_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stylefw"
+    return Path(base) / "images"
+
+
+def fetch(url: str, *, progress: Progress | None = None) -> Path:
+    """The cached copy of ``url``, downloading it once (to a temporary file, then renamed)."""
+    name = url.rsplit("/", 1)[-1].split("?")[0] or "image"
+    target = cache_dir() / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            _write_atomic(target, lambda handle: _copy(response, handle, total, progress))
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ImageError(
+            f"cannot download {url} ({reason})",
+            hint=f"offline? download it elsewhere and pass a local file with --content/--style, "
+            f"or place it at {target}",
+        ) from exc
+    return target
+
+
+def _copy(response, handle, total: int | None, progress: Progress | None) -> None:
+    done = 0
+    while chunk := response.read(1 << 16):
+        handle.write(chunk)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+
+
+def load_image(path: str | Path, *, sha256: str | None = None) -> Image.Image:
+    """Read ``path`` as 8-bit RGB, applying EXIF orientation and flattening alpha onto white."""
+    path = Path(path)
+    if sha256 is not None:
+        _verify(path, sha256)
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except FileNotFoundError:
+        raise ImageError(f"image file not found: {path}") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path} is too large to decode safely ({exc})", hint="downscale it first") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image Pillow can read", hint="use PNG, JPEG or WebP") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"cannot decode {path}: {exc} (is the file truncated?)") from None
+    return _to_rgb(image)
+
+
+def _verify(path: Path, expected: str) -> None:
+    try:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror}") from None
+    if actual != expected.lower():
+        raise ImageError(f"{path} has sha256 {actual}, but the recipe expects {expected}",
+                         hint="the file changed or the download is corrupt; delete it and try again")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clipping everything above 255 to white
+        image = image.point(lambda value: value / 257).convert("L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("RGB")
+
+
+def resize_long_edge(image: Image.Image, long_edge: int) -> Image.Image:
+    """Scale so the longer side is ``long_edge`` pixels, keeping the aspect ratio."""
+    width, height = image.size
+    scale = long_edge / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def to_tensor(image: Image.Image):
+    """A 1×3×H×W float tensor in [0, 1]."""
+    import numpy as np
+    import torch
+
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def to_pil(tensor) -> Image.Image:
+    """The first image of an N×3×H×W tensor in [0, 1] as 8-bit RGB."""
+    array = tensor.detach()[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, "RGB")
+
+
+def save_image(image: Image.Image, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``image`` atomically, in the format its extension names, with ``metadata`` embedded."""
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"cannot write {path}: unknown format '{path.suffix}'", hint="use .png, .jpg or .webp")
+    options: dict[str, Any] = {}
+    text = json.dumps(metadata, default=str) if metadata is not None else None
+    if fmt == "PNG" and text:
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("stylefw", text)
+        options["pnginfo"] = info
+    elif fmt == "JPEG":
+        options.update(quality=95, **({"comment": text} if text else {}))
+    elif fmt == "WEBP":
+        options.update(quality=95)
+    _write_atomic(path, lambda handle: image.save(handle, format=fmt, **options))
+    return path
+
+
+def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    path = Path(path)
+    _write_atomic(path, lambda handle: handle.write(json.dumps(data, indent=2, default=str).encode() + b"\n"))
+    return path
+
+
+def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
+    try:
+        with handle:
+            write(handle)
+        os.chmod(handle.name, 0o666 & ~_umask())  # a temporary file is private; the output should not be
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

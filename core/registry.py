@@ -1,0 +1,100 @@
+"""Registries of backbones, losses and optimizers, filled by the plugins' ``register_*`` hooks."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from .errors import PluginError
+from .plugin_manager import PluginManager, get_plugin_manager
+
+__all__ = ["KINDS", "Entry", "Registry", "build_registry", "default_registry", "suggest"]
+
+# kind -> the hook that fills it
+KINDS = {
+    "backbone": "register_backbones",
+    "loss": "register_losses",
+    "optimizer": "register_optimizers",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered item: what it is called, how to build it, and which plugin gave it."""
+
+    kind: str
+    name: str
+    factory: Any
+    plugin: str
+
+
+def suggest(value: object, options: list[str]) -> str:
+    """A ``" (did you mean x?)"`` suffix when ``value`` is close to one of ``options``, else ``""``."""
+    matches = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]}?)" if matches else ""
+
+
+class Registry:
+    """Named factories by kind; rejects a second registration of a name and names both plugins."""
+
+    def __init__(self, manager: PluginManager | None = None) -> None:
+        self.manager = manager
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+
+    def add(self, kind: str, name: str, factory: Any, plugin: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin '{plugin}' registered a {kind} with an invalid name {name!r}")
+        existing = self._entries[kind].get(name)
+        if existing is not None:
+            raise PluginError(
+                f"{kind} '{name}' is registered twice: by '{existing.plugin}' and by '{plugin}'",
+                hint="uninstall one of them, or block one with STYLEFW_BLOCK_PLUGINS",
+            )
+        self._entries[kind][name] = Entry(kind, name, factory, plugin)
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry called ``name``; raises ``KeyError`` with the installed names and a did-you-mean."""
+        try:
+            return self._entries[kind][name]
+        except KeyError:
+            raise KeyError(self.unknown_message(kind, name)) from None
+
+    def unknown_message(self, kind: str, name: object) -> str:
+        names = self.names(kind)
+        return f"unknown {kind} '{name}'{suggest(name, names)}; installed: {', '.join(names) or 'none'}"
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._entries[kind])
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        kind, name = item
+        return name in self._entries[kind]
+
+    def entries(self, kind: str | None = None) -> Iterator[Entry]:
+        kinds = [kind] if kind else list(KINDS)
+        for each in kinds:
+            yield from (self._entries[each][name] for name in self.names(each))
+
+
+def build_registry(manager: PluginManager) -> Registry:
+    """Call every plugin's hooks, giving each a ``register`` that records the plugin's name."""
+    registry = Registry(manager)
+    for kind, hook_name in KINDS.items():
+        for impl in getattr(manager.hook, hook_name).get_hookimpls():
+            impl.function(register=_registrar(registry, kind, impl.plugin_name))
+    return registry
+
+
+def _registrar(registry: Registry, kind: str, plugin: str):
+    def register(name: str, factory: Any) -> None:
+        registry.add(kind, name, factory, plugin)
+
+    return register
+
+
+@functools.lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    """The registry for this process, built on first use; ``default_registry.cache_clear()`` rebuilds it."""
+    return build_registry(get_plugin_manager())

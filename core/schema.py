@@ -1,0 +1,342 @@
+"""The recipe schema: normalise shorthands, then check every key and collect every problem."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import Problem
+from .layers import resolve_layer
+from .recipe import BackboneSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, IMAGE_SUFFIXES, is_url
+from .registry import Registry, suggest
+
+__all__ = ["DEFAULTS", "normalise", "validate"]
+
+REQUIRED = object()
+DEFAULTS: dict[str, Any] = {
+    "version": 1,
+    "content": REQUIRED,
+    "style": REQUIRED,
+    "size": 512,
+    "style_scale": 1.0,
+    "backbone": {"name": "vgg19", "weights": "imagenet", "pooling": "max"},
+    "losses": REQUIRED,
+    "optimizer": {"name": "adam", "lr": 0.02},
+    "steps": 500,
+    "init": "content",
+    "seed": 0,
+    "device": "auto",
+    "output": None,
+    "save_every": 0,
+}
+INITS = ("content", "noise", "style")
+POOLINGS = ("max", "avg")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda|cuda:\d+)$")
+SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def normalise(data: dict) -> dict:
+    """Expand shorthands (``style: a.jpg``, ``backbone: vgg16``) into their full mapping form."""
+    if isinstance(data.get("content"), str):
+        data["content"] = {"image": data["content"]}
+    style = data.get("style")
+    if isinstance(style, (str, dict)):
+        style = [style]
+    if isinstance(style, list):
+        data["style"] = [{"image": item} if isinstance(item, str) else item for item in style]
+    for key in ("backbone", "optimizer"):
+        if isinstance(data.get(key), str):
+            data[key] = {"name": data[key]}
+    return data
+
+
+def validate(data: dict, *, base_dir: Path, source: str | None, registry: Registry) -> tuple[Recipe | None, list[Problem]]:
+    """Check ``data`` against the schema and the registry; returns the recipe and every problem found."""
+    check = _Checker(registry, base_dir)
+    return check.recipe(data), check.problems
+
+
+class _Checker:
+    """Walks a recipe dict, recording problems with dotted paths instead of stopping at the first."""
+
+    def __init__(self, registry: Registry, base_dir: Path) -> None:
+        self.registry = registry
+        self.base_dir = base_dir
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def recipe(self, data: dict) -> Recipe | None:
+        self.unknown_keys("", data, DEFAULTS)
+        for key, default in DEFAULTS.items():
+            if default is REQUIRED and data.get(key) is None:
+                self.add(key, f"missing required key '{key}'")
+        values = {key: data.get(key, default) for key, default in DEFAULTS.items()}
+        if values["version"] != 1:
+            self.add("version", f"unsupported recipe version {values['version']!r}; this stylefw reads version 1")
+        content = self.image("content", values["content"], weighted=False) if values["content"] is not None else None
+        styles = self.styles(values["style"]) if values["style"] is not None else None
+        backbone = self.backbone(values["backbone"])
+        losses = self.losses(values["losses"], backbone) if values["losses"] is not None else None
+        optimizer = self.optimizer(values["optimizer"])
+        size = self.integer("size", values["size"], 16, 16384)
+        style_scale = self.number("style_scale", values["style_scale"], 0.01, 16.0)
+        steps = self.integer("steps", values["steps"], 1, 1_000_000)
+        init = self.choice("init", values["init"], INITS)
+        seed = self.integer("seed", values["seed"], 0, 2**63 - 1)
+        device = self.device(values["device"])
+        save_every = self.integer("save_every", values["save_every"], 0, 1_000_000)
+        output = self.output(values["output"], [content] + list(styles or []))
+        if self.problems:
+            return None
+        resolved = {**values, "content": _image_dict(content), "style": [_image_dict(s) for s in styles]}
+        resolved.update(output=str(output) if output else None, backbone=_backbone_dict(backbone))
+        resolved.update(losses=[{"name": l.name, "weight": l.weight, **l.options} for l in losses])
+        resolved.update(optimizer={"name": optimizer.name, **optimizer.options})
+        return Recipe(content, tuple(styles), size, style_scale, backbone, tuple(losses), optimizer, steps,
+                      init, seed, device, output, save_every, data=resolved)
+
+    # -- generic checks -------------------------------------------------------------------------
+
+    def unknown_keys(self, path: str, mapping: Mapping, allowed: Mapping | list) -> None:
+        valid = list(allowed)
+        for key in mapping:
+            if key not in valid:
+                where = f"{path}.{key}" if path else str(key)
+                self.add(where, f"unknown key '{key}'{suggest(key, valid)}; valid keys: {', '.join(valid)}")
+
+    def mapping(self, path: str, value: Any) -> bool:
+        if isinstance(value, dict):
+            return True
+        self.add(path, f"expected a mapping of keys, got {_kind(value)} {value!r}")
+        return False
+
+    def integer(self, path: str, value: Any, low: int, high: int) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(path, f"expected a whole number, got {_kind(value)} {value!r}")
+        elif not low <= value <= high:
+            self.add(path, f"{value} is out of range; use {low} to {high}")
+        else:
+            return value
+        return None
+
+    def number(self, path: str, value: Any, low: float, high: float | None = None) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.add(path, f"expected a number, got {_kind(value)} {value!r}")
+        elif value < low or (high is not None and value > high) or value != value:
+            self.add(path, f"{value} is out of range; use {low} to {high if high is not None else 'any larger value'}")
+        else:
+            return float(value)
+        return None
+
+    def choice(self, path: str, value: Any, options: tuple[str, ...]) -> str | None:
+        if value in options:
+            return value
+        self.add(path, f"'{value}' is not one of {', '.join(options)}{suggest(value, list(options))}")
+        return None
+
+    def string(self, path: str, value: Any) -> str | None:
+        if isinstance(value, str) and value:
+            return value
+        self.add(path, f"expected a non-empty string, got {_kind(value)} {value!r}")
+        return None
+
+    def options(self, path: str, what: str, factory: Callable, options: Mapping, *, skip: int = 0) -> bool:
+        """Check ``options`` against ``factory``'s keyword parameters: unknown and missing keys."""
+        try:
+            parameters = list(inspect.signature(factory).parameters.values())[skip:]
+        except (TypeError, ValueError):
+            return True  # no introspectable signature: let the factory itself complain
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return True
+        keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        before = len(self.problems)
+        for key in options:
+            if key not in keywords:
+                valid = ", ".join(keywords) or "none"
+                self.add(f"{path}.{key}", f"unknown option '{key}' for {what}{suggest(key, keywords)}; valid: {valid}")
+        for p in parameters:
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in options:
+                self.add(path, f"missing required key '{p.name}' for {what}")
+        return len(self.problems) == before
+
+    # -- sections -------------------------------------------------------------------------------
+
+    def image(self, path: str, entry: Any, *, weighted: bool) -> ImageRef | None:
+        if not self.mapping(path, entry):
+            return None
+        allowed = ["image", "weight", "sha256"] if weighted else ["image", "sha256"]
+        self.unknown_keys(path, entry, allowed)
+        source = self.string(f"{path}.image", entry.get("image"))
+        weight = self.number(f"{path}.weight", entry.get("weight", 1.0), 0.0) if weighted else 1.0
+        sha256 = entry.get("sha256")
+        if sha256 is not None and not (isinstance(sha256, str) and SHA256.match(sha256)):
+            self.add(f"{path}.sha256", "expected 64 hexadecimal digits")
+        if source is None or weight is None:
+            return None
+        if not is_url(source):
+            resolved = (self.base_dir / Path(source).expanduser()).resolve()
+            if not resolved.is_file():
+                self.add(path, f"image file not found: {resolved}")
+                return None
+            source = str(resolved)
+        return ImageRef(source, weight, sha256.lower() if isinstance(sha256, str) else None)
+
+    def styles(self, value: Any) -> list[ImageRef] | None:
+        if not isinstance(value, list) or not value:
+            self.add("style", "expected an image path or URL, or a list of {image: ..., weight: ...}")
+            return None
+        styles = [self.image(f"style[{i}]", item, weighted=True) for i, item in enumerate(value)]
+        if all(styles) and sum(style.weight for style in styles) <= 0:
+            self.add("style", "at least one style weight must be above 0")
+        return styles if all(styles) else None
+
+    def backbone(self, value: Any) -> BackboneSpec | None:
+        if not self.mapping("backbone", value):
+            return None
+        name = value.get("name", "vgg19")
+        if ("backbone", name) not in self.registry:
+            self.add("backbone.name", self.registry.unknown_message("backbone", name))
+            return None
+        weights = self.weights(value.get("weights", "imagenet"))
+        pooling = self.choice("backbone.pooling", value.get("pooling", "max"), POOLINGS)
+        options = {k: v for k, v in value.items() if k not in ("name", "weights", "pooling")}
+        factory = self.registry.get("backbone", name).factory
+        valid = self.options("backbone", f"backbone '{name}'", factory, {"weights": 0, "pooling": 0, **options})
+        if weights is None or pooling is None or not valid:
+            return None
+        return BackboneSpec(name, weights, pooling, options)
+
+    def weights(self, value: Any) -> str | None:
+        if value in ("imagenet", "random"):
+            return value
+        if not isinstance(value, str) or not value:
+            self.add("backbone.weights", f"expected imagenet, random or a file path, got {value!r}")
+            return None
+        path = (self.base_dir / Path(value).expanduser()).resolve()
+        if not path.is_file():
+            self.add("backbone.weights", f"weights file not found: {path} (use imagenet, random or a file path)")
+            return None
+        return str(path)
+
+    def losses(self, value: Any, backbone: BackboneSpec | None) -> list[LossSpec] | None:
+        if not isinstance(value, list) or not value:
+            self.add("losses", "expected a non-empty list of losses, such as [{name: content, layers: [conv4_2]}]")
+            return None
+        losses = [self.loss(f"losses[{i}]", entry, backbone) for i, entry in enumerate(value)]
+        if not all(losses):
+            return None
+        names = [loss.name for loss in losses]
+        return [_labelled(loss, names, i) for i, loss in enumerate(losses)]
+
+    def loss(self, path: str, entry: Any, backbone: BackboneSpec | None) -> LossSpec | None:
+        if not self.mapping(path, entry):
+            return None
+        name = entry.get("name")
+        if name is None:
+            self.add(path, f"missing required key 'name'; installed losses: {', '.join(self.registry.names('loss'))}")
+            return None
+        if ("loss", name) not in self.registry:
+            self.add(f"{path}.name", self.registry.unknown_message("loss", name))
+            return None
+        weight = self.number(f"{path}.weight", entry.get("weight", 1.0), 0.0)
+        options = {k: v for k, v in entry.items() if k not in ("name", "weight")}
+        factory = self.registry.get("loss", name).factory
+        if not self.options(path, f"loss '{name}'", factory, options) or weight is None:
+            return None
+        if "layers" in options:
+            if backbone is None:
+                return None  # the backbone's own problem is reported; its layers cannot be checked
+            options["layers"] = self.layers(f"{path}.layers", options["layers"], backbone)
+            if options["layers"] is None:
+                return None
+        try:
+            factory(**options)
+        except (TypeError, ValueError) as exc:
+            self.add(path, f"loss '{name}': {exc}")
+            return None
+        return LossSpec(name, weight, options, name)
+
+    def layers(self, path: str, value: Any, backbone: BackboneSpec) -> list[str] | dict[str, Any] | None:
+        factory = self.registry.get("backbone", backbone.name).factory
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            value = [value]
+        if isinstance(value, dict):
+            resolved = {self.layer(f"{path}.{key}", key, factory, backbone.name): weight for key, weight in value.items()}
+        elif isinstance(value, list):
+            resolved = [self.layer(f"{path}[{i}]", layer, factory, backbone.name) for i, layer in enumerate(value)]
+        else:
+            self.add(path, f"expected a list of layer names, got {_kind(value)}")
+            return None
+        return None if None in resolved else resolved
+
+    def layer(self, path: str, layer: Any, factory: Any, backbone_name: str) -> str | None:
+        try:
+            return resolve_layer(factory, layer, backbone_name)
+        except ValueError as exc:
+            self.add(path, str(exc))
+            return None
+
+    def optimizer(self, value: Any) -> OptimizerSpec | None:
+        if not self.mapping("optimizer", value):
+            return None
+        name = value.get("name", "adam")
+        if ("optimizer", name) not in self.registry:
+            self.add("optimizer.name", self.registry.unknown_message("optimizer", name))
+            return None
+        options = {k: v for k, v in value.items() if k != "name"}
+        factory = self.registry.get("optimizer", name).factory
+        if not self.options("optimizer", f"optimizer '{name}'", factory, options, skip=1):
+            return None
+        import torch  # only to try the options on a throwaway parameter
+
+        try:
+            factory([torch.zeros(1, requires_grad=True)], **options)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            self.add("optimizer", f"optimizer '{name}' rejects these options: {exc}")
+            return None
+        return OptimizerSpec(name, options)
+
+    def device(self, value: Any) -> str | None:
+        if isinstance(value, str) and DEVICE.match(value):
+            return value
+        self.add("device", f"'{value}' is not a device; use auto, cpu, cuda, cuda:N or mps")
+        return None
+
+    def output(self, value: Any, inputs: list[ImageRef | None]) -> Path | None:
+        if value is None:
+            return None
+        if self.string("output", value) is None:
+            return None
+        # outputs resolve against the current directory: a built-in recipe must not write into the package
+        path = Path(value).expanduser().resolve()
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            self.add("output", f"unsupported output format '{path.suffix}'; use .png, .jpg, .jpeg or .webp")
+            return None
+        if any(ref is not None and not ref.is_url and Path(ref.source) == path for ref in inputs):
+            self.add("output", f"{path} is also an input image; choose another output path so the input is kept")
+            return None
+        return path
+
+
+def _labelled(loss: LossSpec, names: list[str], index: int) -> LossSpec:
+    if names.count(loss.name) == 1:
+        return loss
+    return LossSpec(loss.name, loss.weight, loss.options, f"{loss.name}#{names[: index + 1].count(loss.name)}")
+
+
+def _image_dict(ref: ImageRef) -> dict[str, Any]:
+    return {"image": ref.source, "weight": ref.weight, **({"sha256": ref.sha256} if ref.sha256 else {})}
+
+
+def _backbone_dict(spec: BackboneSpec) -> dict[str, Any]:
+    return {"name": spec.name, "weights": spec.weights, "pooling": spec.pooling, **spec.options}
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )

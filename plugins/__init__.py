@@ -1,0 +1,1 @@
+"""The built-in backbones, losses and optimizers, registered through the public hooks."""

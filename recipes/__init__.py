@@ -1,0 +1,1 @@
+"""Recipes shipped with stylefw; ``stylefw recipe NAME.yaml`` finds them here."""
