@@ -127,12 +127,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from .recipe import builtin_recipes
     from .registry import default_registry
 
-    table = Table("kind", "name", "plugin", "description", box=None, padding=(0, 2))
+    table = _table("kind", "name", "plugin", "description")
     for entry in default_registry().entries():
         table.add_row(entry.kind, entry.name, entry.plugin, _summary(entry.factory))
     for name in builtin_recipes():
@@ -143,18 +142,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from .plugin_manager import plugin_infos
     from .registry import default_registry
 
-    table = Table("plugin", "distribution", "version", "provides", box=None, padding=(0, 2))
+    table = _table("plugin", "distribution", "version", "provides")
     registry = default_registry()
     for info in plugin_infos(registry.manager):
         provides = ", ".join(f"{e.kind} {e.name}" for e in registry.entries() if e.plugin == info.name)
         table.add_row(info.name, info.distribution, info.version, provides or "-")
     Console(soft_wrap=True).print(table)
     return EXIT_OK
+
+
+def _table(*columns: str):
+    """Name columns never wrap or truncate (users copy them); only the last, free-text column wraps."""
+    from rich.table import Table
+
+    table = Table(box=None, padding=(0, 2))
+    for column in columns[:-1]:
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    table.add_column(columns[-1], ratio=1)
+    return table
 
 
 def _summary(factory: Any) -> str:

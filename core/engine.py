@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
-from .errors import RunError, UserError
+from .errors import ImageError, RunError, UserError
 from .image import fetch, load_image, resize_long_edge, to_pil, to_tensor
 from .layers import deepest
 from .recipe import ImageRef, Recipe
@@ -70,17 +70,22 @@ def select_device(name: str) -> torch.device:
 
 def load_inputs(recipe: Recipe, on_download: Callable | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The content image at ``size`` and each style image at ``size * style_scale``, as tensors."""
-    content = resize_long_edge(_open(recipe.content, on_download), recipe.size)
+    content = resize_long_edge(_open(recipe.content, "content", on_download), recipe.size)
     style_edge = max(16, round(recipe.size * recipe.style_scale))
-    styles = [resize_long_edge(_open(ref, on_download), style_edge) for ref in recipe.styles]
+    styles = [resize_long_edge(_open(ref, f"style[{i}]", on_download), style_edge)
+              for i, ref in enumerate(recipe.styles)]
     return to_tensor(content), [to_tensor(style) for style in styles]
 
 
-def _open(ref: ImageRef, on_download: Callable | None):
-    if not ref.is_url:
-        return load_image(ref.source, sha256=ref.sha256)
+def _open(ref: ImageRef, key: str, on_download: Callable | None):
+    """Load one input image; an error names the recipe key it came from."""
     progress = (lambda done, total: on_download(ref.source, done, total)) if on_download else None
-    return load_image(fetch(ref.source, progress=progress), sha256=ref.sha256)
+    try:
+        path = fetch(ref.source, progress=progress) if ref.is_url else ref.source
+        return load_image(path, sha256=ref.sha256)
+    except ImageError as exc:
+        exc.context = exc.context or key
+        raise
 
 
 def build_backbone(recipe: Recipe, registry: Registry, device: torch.device) -> torch.nn.Module:
@@ -118,7 +123,8 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
         image = torch.nn.functional.interpolate(style, size=content.shape[-2:], mode="bilinear", antialias=True)
     else:
         image = content.clone()
-    return image.clamp(0, 1).requires_grad_(True)
+    # contiguous: L-BFGS flattens the gradient with view(), which fails on a channels-last image
+    return image.clamp(0, 1).contiguous().requires_grad_(True)
 
 
 def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], labels: list[str],
@@ -127,6 +133,7 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
     start = time.perf_counter()
     for number in range(1, steps + 1):
         values: list[torch.Tensor] = []
+        totals: list[torch.Tensor] = []
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
@@ -134,12 +141,14 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
             values[:] = [loss(features, image) for loss in losses]
             total = sum(weight * value for weight, value in zip(weights, values))
             total.backward()
+            totals[:] = [total]
             return total
 
-        total = optimizer.step(closure)
+        optimizer.step(closure)
         with torch.no_grad():
             image.clamp_(0, 1)
-        loss = float(total.detach())
+        # the total of the last evaluation, like the terms: L-BFGS evaluates many times and returns the first
+        loss = float(totals[0].detach())
         if loss != loss or loss in (float("inf"), float("-inf")):
             raise RunError(f"the loss became {loss} at step {number}",
                            hint="lower optimizer.lr or the loss weights")

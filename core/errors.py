@@ -63,6 +63,7 @@ class RecipeError(UserError):
     def __str__(self) -> str:
         lines = [f"{self.source}: {self.message}" if self.source else self.message]
         lines += [f"  {problem}" for problem in self.problems]
+        lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
 
 

@@ -111,17 +111,16 @@ def resize_long_edge(image: Image.Image, long_edge: int) -> Image.Image:
 
 def to_tensor(image: Image.Image):
     """A 1×3×H×W float tensor in [0, 1]."""
-    import numpy as np
-    import torch
+    from torchvision.transforms.functional import pil_to_tensor
 
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return pil_to_tensor(image).unsqueeze(0).float().div(255.0).contiguous()
 
 
 def to_pil(tensor) -> Image.Image:
     """The first image of an N×3×H×W tensor in [0, 1] as 8-bit RGB."""
-    array = tensor.detach()[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array, "RGB")
+    from torchvision.transforms.functional import to_pil_image
+
+    return to_pil_image(tensor.detach()[0].clamp(0, 1).mul(255).round().byte().cpu(), mode="RGB")
 
 
 def save_image(image: Image.Image, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:

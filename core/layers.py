@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any, Mapping, Sequence
 
 from .registry import suggest
@@ -31,8 +33,34 @@ def resolve_layer(backbone: Any, layer: object, backbone_name: str) -> str:
     aliases = layer_aliases(backbone)
     if layer in aliases:
         return aliases[layer]
-    hint = suggest(layer, list(names) + list(aliases))
+    candidates = list(names) + list(aliases)
+    # a plain typo (relu4_22, relu42) has one clearly closest name; only then fall back on the nearest block
+    nearest = _typo_of(layer, candidates) or _nearest_block(layer, names)
+    hint = f" (did you mean {nearest}?)" if nearest else suggest(layer, candidates)
     raise ValueError(f"unknown layer '{layer}' for {backbone_name}{hint}")
+
+
+def _typo_of(layer: str, candidates: Sequence[str]) -> str | None:
+    """The clearly closest name (ratio >= 0.8); of equally close ones the first in network order."""
+    score = {name: difflib.SequenceMatcher(None, layer, name).ratio() for name in candidates}
+    best = max(candidates, key=score.__getitem__, default=None)  # max() keeps the first of equals
+    return best if best is not None and score[best] >= 0.8 else None
+
+
+_NUMBERED = re.compile(r"^([a-z]+)(\d+)(?:_(\d+))?$")
+
+
+def _nearest_block(layer: str, names: Sequence[str]) -> str | None:
+    """For a well-formed name such as conv9_9: the first layer of the nearest block of that kind."""
+    wanted = _NUMBERED.match(layer)
+    if not wanted:
+        return None
+    kind, block = wanted.group(1), int(wanted.group(2))
+    same_kind = [(int(m.group(2)), name) for name in names if (m := _NUMBERED.match(name)) and m.group(1) == kind]
+    if not same_kind:
+        return None
+    # min() keeps the first of equally near names, and names are in network order: the block's first layer
+    return min(same_kind, key=lambda item: abs(item[0] - block))[1]
 
 
 def deepest(backbone: Any, layers: Sequence[str]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from pathlib import Path
@@ -55,7 +56,9 @@ def normalise(data: dict) -> dict:
 def validate(data: dict, *, base_dir: Path, source: str | None, registry: Registry) -> tuple[Recipe | None, list[Problem]]:
     """Check ``data`` against the schema and the registry; returns the recipe and every problem found."""
     check = _Checker(registry, base_dir)
-    return check.recipe(data), check.problems
+    recipe = check.recipe(data)
+    # the recipe remembers its file, so with_overrides and error messages can name it
+    return (dataclasses.replace(recipe, source=source) if recipe else None), check.problems
 
 
 class _Checker:
@@ -74,7 +77,8 @@ class _Checker:
         for key, default in DEFAULTS.items():
             if default is REQUIRED and data.get(key) is None:
                 self.add(key, f"missing required key '{key}'")
-        values = {key: data.get(key, default) for key, default in DEFAULTS.items()}
+        # a missing required key is reported once above, not again as a bad value
+        values = {key: data.get(key, None if default is REQUIRED else default) for key, default in DEFAULTS.items()}
         if values["version"] != 1:
             self.add("version", f"unsupported recipe version {values['version']!r}; this stylefw reads version 1")
         content = self.image("content", values["content"], weighted=False) if values["content"] is not None else None
@@ -92,7 +96,7 @@ class _Checker:
         output = self.output(values["output"], [content] + list(styles or []))
         if self.problems:
             return None
-        resolved = {**values, "content": _image_dict(content), "style": [_image_dict(s) for s in styles]}
+        resolved = {**values, "content": _image_dict(content, weighted=False), "style": [_image_dict(s) for s in styles]}
         resolved.update(output=str(output) if output else None, backbone=_backbone_dict(backbone))
         resolved.update(losses=[{"name": l.name, "weight": l.weight, **l.options} for l in losses])
         resolved.update(optimizer={"name": optimizer.name, **optimizer.options})
@@ -144,8 +148,12 @@ class _Checker:
         self.add(path, f"expected a non-empty string, got {_kind(value)} {value!r}")
         return None
 
-    def options(self, path: str, what: str, factory: Callable, options: Mapping, *, skip: int = 0) -> bool:
-        """Check ``options`` against ``factory``'s keyword parameters: unknown and missing keys."""
+    def options(self, path: str, what: str, factory: Callable, options: Mapping, *, skip: int = 0,
+                common: tuple[str, ...] = ()) -> bool:
+        """Check ``options`` against ``factory``'s keyword parameters: unknown and missing keys.
+
+        ``common`` keys (such as a loss's ``weight``) are valid on every entry, so a typo of one is suggested.
+        """
         try:
             parameters = list(inspect.signature(factory).parameters.values())[skip:]
         except (TypeError, ValueError):
@@ -153,11 +161,12 @@ class _Checker:
         if any(p.kind is p.VAR_KEYWORD for p in parameters):
             return True
         keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        known = [*common, *keywords]
         before = len(self.problems)
         for key in options:
             if key not in keywords:
-                valid = ", ".join(keywords) or "none"
-                self.add(f"{path}.{key}", f"unknown option '{key}' for {what}{suggest(key, keywords)}; valid: {valid}")
+                valid = ", ".join(known) or "none"
+                self.add(f"{path}.{key}", f"unknown option '{key}' for {what}{suggest(key, known)}; valid: {valid}")
         for p in parameters:
             if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in options:
                 self.add(path, f"missing required key '{p.name}' for {what}")
@@ -245,7 +254,7 @@ class _Checker:
         weight = self.number(f"{path}.weight", entry.get("weight", 1.0), 0.0)
         options = {k: v for k, v in entry.items() if k not in ("name", "weight")}
         factory = self.registry.get("loss", name).factory
-        if not self.options(path, f"loss '{name}'", factory, options) or weight is None:
+        if not self.options(path, f"loss '{name}'", factory, options, common=("name", "weight")) or weight is None:
             return None
         if "layers" in options:
             if backbone is None:
@@ -289,7 +298,7 @@ class _Checker:
             return None
         options = {k: v for k, v in value.items() if k != "name"}
         factory = self.registry.get("optimizer", name).factory
-        if not self.options("optimizer", f"optimizer '{name}'", factory, options, skip=1):
+        if not self.options("optimizer", f"optimizer '{name}'", factory, options, skip=1, common=("name",)):
             return None
         import torch  # only to try the options on a throwaway parameter
 
@@ -328,8 +337,10 @@ def _labelled(loss: LossSpec, names: list[str], index: int) -> LossSpec:
     return LossSpec(loss.name, loss.weight, loss.options, f"{loss.name}#{names[: index + 1].count(loss.name)}")
 
 
-def _image_dict(ref: ImageRef) -> dict[str, Any]:
-    return {"image": ref.source, "weight": ref.weight, **({"sha256": ref.sha256} if ref.sha256 else {})}
+def _image_dict(ref: ImageRef, *, weighted: bool = True) -> dict[str, Any]:
+    # content takes no weight key: writing one would make the resolved recipe fail validation
+    weight = {"weight": ref.weight} if weighted else {}
+    return {"image": ref.source, **weight, **({"sha256": ref.sha256} if ref.sha256 else {})}
 
 
 def _backbone_dict(spec: BackboneSpec) -> dict[str, Any]:

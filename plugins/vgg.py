@@ -52,6 +52,16 @@ def _features(config: Sequence[int | str], pooling: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _conv_indices(config: Sequence[int | str]) -> set[int]:
+    """Positions of the convolutions in ``features``, which is where a state dict has weights."""
+    indices, position = set(), 0
+    for item in config:
+        if item != "M":
+            indices.add(position)
+        position += 1 if item == "M" else 2
+    return indices
+
+
 class VGG(nn.Module):
     """A frozen VGG ``features`` stack that takes RGB in [0, 1] and returns the requested layers."""
 
@@ -96,6 +106,7 @@ class VGG(nn.Module):
     def _load_state(self, state: Mapping[str, torch.Tensor], *, source: str) -> None:
         """Load a torchvision-layout state dict; a file may stop early, and ``covered`` records where."""
         features = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
+        self._check_layout(features, source)
         for index, module in enumerate(self.features):
             if not isinstance(module, nn.Conv2d):
                 continue
@@ -113,6 +124,17 @@ class VGG(nn.Module):
             module.bias.data.copy_(bias)
         if self.covered == 0:
             raise WeightsError(f"{source} holds no {self.arch} convolution weights (expected keys such as 'features.0.weight')")
+
+    def _check_layout(self, features: Mapping[str, torch.Tensor], source: str) -> None:
+        """Weights at an index where this architecture has no convolution mean another architecture."""
+        theirs = {int(key.split(".")[0]) for key in features if key.split(".")[0].isdigit()}
+        if theirs <= _conv_indices(CONFIGS[self.arch]):
+            return
+        other = next((arch for arch, config in CONFIGS.items() if theirs <= _conv_indices(config)), None)
+        found = f"{other} weights" if other else "weights of another architecture"
+        raise WeightsError(f"{source} holds {found}, but the backbone is {self.arch}",
+                           hint=f"use backbone.name: {other} or a {self.arch} weights file" if other
+                           else f"use a torchvision {self.arch} state dict")
 
     def truncate(self, layer: str) -> None:
         """Drop every module after ``layer``, the deepest one the recipe needs."""

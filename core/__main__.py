@@ -1,0 +1,5 @@
+"""``python -m stylefw`` runs the CLI."""
+
+from .cli import entry
+
+entry()

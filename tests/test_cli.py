@@ -1,0 +1,324 @@
+"""The ``stylefw`` command, called as ``main(argv)``: exit codes and the text a user sees."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+import stylefw
+from stylefw.cli import main
+from stylefw.plugin_manager import plugin_infos
+from stylefw.recipe import builtin_recipes, find_recipe
+from stylefw.registry import default_registry
+
+# random weights and a shallow, tiny network keep each run well under a few seconds on a CPU
+TINY = {
+    "content": "content.png",
+    "style": "style.png",
+    "size": 32,
+    "backbone": {"name": "vgg19", "weights": "random"},
+    "losses": [
+        {"name": "content", "layers": ["relu2_1"]},
+        {"name": "gram", "weight": 1000, "layers": ["conv1_1", "conv2_1"]},
+        {"name": "tv", "weight": 1},
+    ],
+    "optimizer": {"name": "adam", "lr": 0.05},
+    "steps": 2,
+    "device": "cpu",
+    "output": "out.png",
+}
+RANDOM_WEIGHTS_WARNING = "warning: vgg19 uses random weights"
+
+
+def write_png(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The current directory for the test, holding content.png, style.png and tiny.yaml."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STYLEFW_CACHE", str(tmp_path / "cache"))  # a stray download never touches ~/.cache
+    write_png(tmp_path / "content.png", seed=0)
+    write_png(tmp_path / "style.png", seed=1, size=(32, 32))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    return tmp_path
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``stylefw argv``."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+# -- stylefw recipe -----------------------------------------------------------------------------
+
+
+def test_recipe_run_writes_the_image_and_its_sidecar(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["recipe", "tiny.yaml", "--progress", "plain", "--seed", "3"], capsys)
+    assert code == 0, err
+    output = work / "out.png"
+    with Image.open(output) as image:
+        assert (image.format, max(image.size)) == ("PNG", 32)
+        embedded = json.loads(image.text["stylefw"])
+    sidecar = json.loads((work / "out.png.json").read_text())
+    assert {key: value for key, value in sidecar.items() if key != "trace"} == embedded
+
+    assert sidecar["stylefw"] == stylefw.__version__
+    assert {"torch", "python", "plugins"} <= set(sidecar)
+    assert (sidecar["seed"], sidecar["device"], sidecar["steps_done"]) == (3, "cpu", 2)
+    recipe = sidecar["recipe"]
+    assert recipe["content"]["image"] == str(work / "content.png")
+    assert (recipe["size"], recipe["steps"], recipe["seed"], recipe["output"]) == (32, 2, 3, str(output))
+    assert recipe["losses"][1] == {"name": "gram", "weight": 1000.0, "layers": ["conv1_1", "conv2_1"]}
+    assert [step["step"] for step in sidecar["trace"]] == [1, 2]
+    final = sidecar["final_losses"]
+    assert set(final) == {"total", "content", "gram", "tv"}
+    assert final["total"] == sidecar["trace"][-1]["loss"]
+    assert final["total"] == pytest.approx(sum(term["weighted"] for label, term in final.items() if label != "total"))
+
+    lines = out.splitlines()
+    assert [line.split("  ")[0] for line in lines[:-1]] == ["step 1/2", "step 2/2"]
+    assert re.search(r"loss \S+  content \S+ \(raw \S+ × 1\)  gram \S+ \(raw \S+ × 1000\)  tv ", lines[1])
+    assert lines[-1].startswith(f"wrote {output} (32×27, 2 steps in ")
+    assert lines[-1].endswith(f"on cpu; metadata in {output}.json)")
+    assert RANDOM_WEIGHTS_WARNING in err and "error" not in err
+
+
+def test_quiet_prints_nothing(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["recipe", "tiny.yaml", "--quiet", "--progress", "plain"], capsys)
+    assert (code, out, err) == (0, "", "")
+    assert (work / "out.png").is_file() and (work / "out.png.json").is_file()
+
+
+def test_shortcuts_override_a_builtin_recipe(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # --content and --style resolve against the current directory, not the packaged recipe's folder
+    argv = ["recipe", "vangogh.yaml", "--content", "content.png", "--style", "style.png", "--output", "mine/v.png",
+            "--size", "32", "--steps", "3", "--device", "cpu", "--seed", "5", "--set", "backbone.weights=random",
+            "--set", "losses[1].layers=[conv1_1, relu1_2]", "--set", "losses[0].layers=[conv1_2]", "--quiet"]
+    code, out, err = run(argv, capsys)
+    assert (code, out, err) == (0, "", "")
+    sidecar = json.loads((work / "mine" / "v.png.json").read_text())
+    recipe = sidecar["recipe"]
+    assert recipe["content"]["image"] == str(work / "content.png")
+    assert [style["image"] for style in recipe["style"]] == [str(work / "style.png")]
+    assert (recipe["size"], recipe["steps"], recipe["device"], recipe["seed"]) == (32, 3, "cpu", 5)
+    assert recipe["output"] == str(work / "mine" / "v.png")
+    assert recipe["backbone"]["weights"] == "random"
+    assert len(sidecar["trace"]) == 3
+    with Image.open(work / "mine" / "v.png") as image:
+        assert max(image.size) == 32
+
+
+def test_output_defaults_to_the_recipe_name_in_the_current_directory(work: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = {key: value for key, value in TINY.items() if key != "output"}
+    (work / "recipes").mkdir()
+    for name in ("content.png", "style.png"):
+        (work / "recipes" / name).write_bytes((work / name).read_bytes())
+    (work / "recipes" / "noout.yaml").write_text(yaml.safe_dump(recipe))
+    code, out, err = run(["recipe", "recipes/noout.yaml", "--quiet"], capsys)
+    assert (code, out, err) == (0, "", "")
+    assert (work / "noout.png").is_file() and (work / "noout.png.json").is_file()
+    assert not (work / "recipes" / "noout.png").exists()
+
+
+def test_undecodable_input_is_a_usage_error(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (work / "content.png").write_text("not a picture")
+    code, out, err = run(["recipe", "tiny.yaml", "--quiet"], capsys)
+    assert (code, out) == (2, "")
+    [line] = error_lines(err)
+    assert line.startswith("error: ") and line.endswith(f"{work / 'content.png'} is not an image Pillow can read")
+    assert "hint: use PNG, JPEG or WebP" in err
+    assert not (work / "out.png").exists()
+
+
+def test_output_equal_to_content_is_refused(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (work / "content.png").read_bytes()
+    code, out, err = run(["recipe", "tiny.yaml", "--output", "content.png"], capsys)
+    assert (code, out) == (2, "")
+    assert f"output: {work / 'content.png'} is also an input image" in err
+    assert (work / "content.png").read_bytes() == before
+    assert not (work / "content.png.json").exists()
+
+
+def test_missing_image_is_one_clear_error(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["recipe", "tiny.yaml", "--content", "nope.png"], capsys)
+    assert (code, out) == (2, "")
+    assert error_lines(err) == ["error: tiny.yaml: 1 problem in recipe"]  # the recipe as the user named it
+    assert f"  content: image file not found: {work / 'nope.png'}" in err.splitlines()
+    assert "Traceback" not in err
+
+
+def test_unknown_builtin_recipe(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["recipe", "vangohg"], capsys)
+    assert (code, out) == (2, "")
+    assert error_lines(err) == ["error: recipe 'vangohg' not found: no such file, and no built-in recipe of that name "
+                                "(did you mean vangogh.yaml?)"]
+    assert f"hint: built-in recipes: {', '.join(builtin_recipes())}" in err
+
+
+def test_yaml_syntax_error_names_the_file_and_line(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (work / "bad.yaml").write_text("content: content.png\nstyle: [style.png\nlosses: []\n")
+    code, out, err = run(["recipe", "bad.yaml"], capsys)
+    assert (code, out) == (2, "")
+    assert len(error_lines(err)) == 1
+    assert error_lines(err)[0].startswith("error: bad.yaml:3:7: invalid YAML: ")
+    assert "Traceback" not in err
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(work: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a machine with a GPU
+    code, out, err = run(["recipe", "tiny.yaml", "--device", "cuda"], capsys)
+    assert (code, out) == (2, "")
+    assert error_lines(err) == ["error: device: device 'cuda' is not available: torch sees no CUDA GPU"]
+    assert not (work / "out.png").exists()
+
+
+def test_bad_set_is_a_usage_error(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["recipe", "tiny.yaml", "--set", "optimizer.lr", "--set", "losses[5].weight=1"], capsys)
+    assert (code, out) == (2, "")
+    lines = err.splitlines()
+    assert "  --set optimizer.lr: expected key=value, for example --set optimizer.lr=0.05" in lines
+    assert "  --set losses[5].weight: index 5 is out of range (the list has 3 items)" in lines
+
+
+@pytest.mark.parametrize("argv", [["recipe"], ["frobnicate"], ["recipe", "tiny.yaml", "--steps", "many"]])
+def test_bad_usage_exits_2_with_usage(work: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, out, err = run(argv, capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith("usage: stylefw")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--version"], capsys) == (0, f"stylefw {stylefw.__version__}\n", "")
+
+
+# -- runtime failures and --debug ---------------------------------------------------------------
+
+
+def test_runtime_failure_exits_1_without_a_traceback(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a float32 loss of 1e39 × tv is infinite at the first step: a real failure of the optimisation
+    code, out, err = run(["recipe", "tiny.yaml", "--set", "losses[2].weight=1e39", "--progress", "plain"], capsys)
+    assert code == 1
+    assert error_lines(err) == ["error: the loss became inf at step 1"]
+    assert "hint: lower optimizer.lr or the loss weights" in err
+    assert "Traceback" not in err + out
+    assert not (work / "out.png").exists()
+
+
+def test_debug_shows_the_traceback_of_a_runtime_failure(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["recipe", "tiny.yaml", "--set", "losses[2].weight=1e39", "--debug"], capsys)
+    assert code == 1
+    assert "Traceback (most recent call last)" in err
+    assert "stylefw.errors.RunError: the loss became inf at step 1" in err
+
+
+def test_debug_shows_the_traceback_of_a_user_error(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["validate", "missing.yaml", "--debug"], capsys)
+    assert code == 2
+    assert "Traceback (most recent call last)" in err
+    assert error_lines(err)[-1].startswith("error: recipe 'missing.yaml' not found")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_unexpected_exception_exits_1(work: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch, debug: bool) -> None:
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("stylefw.api.run", bug)  # a bug anywhere under the CLI
+    code, out, err = run(["recipe", "tiny.yaml", "--quiet"] + ["--debug"] * debug, capsys)
+    assert (code, out) == (1, "")
+    assert error_lines(err) == ["error: ZeroDivisionError: division by zero"]
+    assert "hint: run again with --debug to see the traceback" in err
+    assert ("Traceback (most recent call last)" in err) == debug
+
+
+# -- stylefw validate ---------------------------------------------------------------------------
+
+
+def test_validate_a_good_recipe(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["validate", "tiny.yaml"], capsys)
+    assert (code, err) == (0, "")
+    assert out == ("tiny.yaml: valid. vgg19 (random weights), losses: content ×1, gram ×1000, tv ×1; "
+                   "adam for 2 steps at 32 px\n")
+    assert not (work / "out.png").exists()
+
+
+@pytest.mark.parametrize("name", builtin_recipes())
+def test_validate_a_builtin_recipe(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["validate", name], capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"{find_recipe(name)}: valid. vgg19 (imagenet weights)")
+
+
+def test_validate_a_broken_recipe_lists_every_problem(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = {**TINY, "stpes": 3, "optimizer": {"name": "adam", "lr": -1}}
+    broken["losses"] = [{"name": "gramm", "layers": ["conv1_1"]}, {"name": "content", "layers": ["conv9_9"]}]
+    (work / "broken.yaml").write_text(yaml.safe_dump(broken))
+    code, out, err = run(["validate", "broken.yaml"], capsys)
+    assert (code, out) == (2, "")
+    lines = err.splitlines()
+    assert lines[0] == "error: broken.yaml: 4 problems in recipe"
+    assert [line.split(":")[0] for line in lines[1:5]] == [
+        "  stpes", "  losses[0].name", "  losses[1].layers[0]", "  optimizer"]
+    assert "  losses[1].layers[0]: unknown layer 'conv9_9' for vgg19 (did you mean conv5_1?)" in lines
+    assert "Traceback" not in err
+
+
+def test_validate_applies_set(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["validate", "tiny.yaml", "--set", "optimizer={name: sgd, lr: 0.5}", "--steps", "9"], capsys)
+    assert (code, err) == (0, "")
+    assert "sgd for 9 steps at 32 px" in out
+
+
+# -- stylefw list and plugins -------------------------------------------------------------------
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The cells of each line of a rich table printed without borders."""
+    return [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.strip()]
+
+
+def test_list_shows_every_item_with_its_plugin(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["list"], capsys)
+    assert (code, err) == (0, "")
+    rows = [row[:3] for row in table_rows(out)]
+    assert rows[0] == ["kind", "name", "plugin"]
+    entries = list(default_registry().entries())
+    assert {"vgg19", "vgg16", "content", "gram", "tv", "adam", "lbfgs", "sgd"} <= {e.name for e in entries}
+    for entry in entries:
+        assert [entry.kind, entry.name, entry.plugin] in rows
+    for name in builtin_recipes():
+        assert ["recipe", name, "stylefw"] in rows
+
+
+def test_plugins_shows_plugins_and_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["plugins"], capsys)
+    assert (code, err) == (0, "")
+    rows = table_rows(out)
+    assert rows[0] == ["plugin", "distribution", "version", "provides"]
+    infos = plugin_infos(default_registry().manager)
+    assert {"stylefw.plugins.vgg", "stylefw.plugins.losses", "stylefw.plugins.optimizers"} <= {i.name for i in infos}
+    for info in infos:
+        assert [info.name, info.distribution, info.version] in [row[:3] for row in rows]
+    vgg = next(row for row in rows if row[0] == "stylefw.plugins.vgg")
+    assert vgg[1:3] == ["stylefw", stylefw.__version__]
+    assert re.search(r"\bvgg19\b", out)  # what the plugin provides (the column may wrap)

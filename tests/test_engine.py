@@ -1,0 +1,231 @@
+"""The optimisation loop: targets, the image, the loss, the optimizers, determinism and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import stylefw
+import stylefw.api
+import stylefw.engine
+from stylefw.cli import main
+from stylefw.engine import compute_targets, initial_image
+from stylefw.errors import RunError
+from stylefw.plugins.losses import TVLoss
+from stylefw.plugins.vgg import VGG19
+
+pytestmark = pytest.mark.filterwarnings("ignore::stylefw.errors.StylefwWarning")  # random weights, on purpose
+
+
+def write_image(path: Path, seed: int, saturated: bool = False) -> str:
+    """A seeded 40×32 test image: colour gradients plus noise, or with ``saturated`` pure 0/255 stripes."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:32, 0:40]
+    if saturated:
+        array = np.stack([(x // 3) % 2, (y // 2) % 2, rng.random((32, 40)) > 0.5], -1) * 255.0
+    else:
+        array = np.stack([x / 39, y / 31, (x + y) / 70], -1) * 200 + rng.random((32, 40, 3)) * 55
+    Image.fromarray(array.astype(np.uint8)).save(path)
+    return str(path)
+
+
+def recipe(tmp_path: Path, **changes) -> dict:
+    """A small, fast recipe on generated images; ``changes`` replace top-level keys."""
+    data = {
+        "content": write_image(tmp_path / "content.png", 1),
+        "style": write_image(tmp_path / "style.png", 2, saturated=True),
+        "size": 32, "steps": 3, "seed": 0, "device": "cpu", "output": str(tmp_path / "out.png"),
+        "backbone": {"name": "vgg19", "weights": "random"},
+        "losses": [{"name": "content", "weight": 1.0, "layers": ["relu2_1"]},
+                   {"name": "gram", "weight": 1e4, "layers": ["relu1_1", "relu2_1"]},
+                   {"name": "tv", "weight": 0.1}],
+        "optimizer": {"name": "adam", "lr": 0.05},
+    }
+    return {**data, **changes}
+
+
+class Spy:
+    """Wraps ``stylefw.api`` functions to see the backbone's calls and the optimised image."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls: list[bool] = []  # one entry per backbone forward: was grad enabled?
+        self.image: torch.Tensor | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        build, optimise = stylefw.api.build_backbone, stylefw.api.optimise
+
+        def spy_build(*args, **kwargs):
+            backbone = build(*args, **kwargs)
+            backbone.register_forward_pre_hook(lambda module, inputs: self.calls.append(torch.is_grad_enabled()))
+            return backbone
+
+        def spy_optimise(image, backbone, losses, weights, labels, optimizer, *args):
+            self.image, self.optimizer = image, optimizer
+            return optimise(image, backbone, losses, weights, labels, optimizer, *args)
+
+        monkeypatch.setattr(stylefw.api, "build_backbone", spy_build)
+        monkeypatch.setattr(stylefw.api, "optimise", spy_optimise)
+
+
+def test_targets_are_computed_once_without_grad_then_one_forward_per_step(tmp_path, monkeypatch):
+    spy = Spy(monkeypatch)
+    style = write_image(tmp_path / "second.png", 3)
+    calls_at_step = []
+    data = recipe(tmp_path, steps=4, style=[{"image": str(tmp_path / "style.png")}, {"image": style}])
+    stylefw.run(data, on_step=lambda step: calls_at_step.append(len(spy.calls)), save=False)
+    # content and two styles under no_grad, then exactly one forward per Adam step
+    assert spy.calls[:3] == [False, False, False]
+    assert calls_at_step == [4, 5, 6, 7]
+    assert all(spy.calls[3:])
+
+
+def test_targets_are_detached():
+    vgg = VGG19(weights="random")
+    content = torch.rand(1, 3, 16, 16, requires_grad=True)
+    targets = compute_targets(vgg, ["conv1_1", "relu2_1"], content, [content * 0.5], [1.0])
+    tensors = list(targets.content.values()) + [t for features, _ in targets.styles for t in features.values()]
+    assert len(tensors) == 4
+    assert all(t.grad_fn is None and not t.requires_grad for t in tensors)
+
+
+def test_the_image_is_one_leaf_kept_in_the_unit_range(tmp_path, monkeypatch):
+    spy = Spy(monkeypatch)
+    ranges = []
+    # saturated content and a large step: unclamped, Adam would push pixels beyond 0 and 1
+    data = recipe(tmp_path, content=write_image(tmp_path / "sat.png", 4, saturated=True),
+                  optimizer={"name": "adam", "lr": 0.5})
+    stylefw.run(data, on_step=lambda step: ranges.append((float(spy.image.detach().min()), float(spy.image.detach().max()))),
+                save=False)
+    assert spy.image.is_leaf and spy.image.requires_grad
+    assert [p for group in spy.optimizer.param_groups for p in group["params"]] == [spy.image]
+    assert ranges == [(0.0, 1.0)] * 3
+
+
+@pytest.mark.parametrize("init", ["content", "noise", "style"])
+def test_initial_image(init):
+    torch.manual_seed(0)
+    content, style = torch.rand(1, 3, 12, 20), torch.rand(1, 3, 30, 30)
+    image = initial_image(init, content, style)
+    assert image.is_leaf and image.requires_grad and image.is_contiguous()
+    image = image.detach()
+    assert image.shape == content.shape and 0 <= float(image.min()) and float(image.max()) <= 1
+    assert torch.equal(image, content) == (init == "content")
+    if init == "style":
+        assert float(image.mean()) == pytest.approx(float(style.mean()), abs=0.02)
+
+
+@pytest.mark.parametrize("optimizer", [{"name": "adam", "lr": 0.05}, {"name": "sgd", "lr": 10.0},
+                                       {"name": "lbfgs", "lr": 1.0, "max_iter": 4}])
+def test_every_optimizer_steps_and_the_total_is_the_weighted_sum(tmp_path, optimizer):
+    result = stylefw.run(recipe(tmp_path, steps=2, optimizer=optimizer), save=False)
+    assert len(result.trace) == 2
+    for step in result.trace:
+        assert math.isfinite(step.loss) and step.loss > 0
+        assert step.loss == pytest.approx(sum(term.weighted for term in step.terms), rel=1e-5)
+        assert [term.label for term in step.terms] == ["content", "gram", "tv"]
+    content = stylefw.engine.load_inputs(result.recipe)[0]
+    assert not torch.equal(result.tensor, content), "the image did not change"
+
+
+def test_the_loss_goes_down_when_matching_a_style_from_noise(tmp_path):
+    data = recipe(tmp_path, init="noise", steps=6, losses=[{"name": "gram", "weight": 1e4, "layers": ["relu1_1"]}])
+    totals = [step.loss for step in stylefw.run(data, save=False).trace]
+    assert all(later < earlier for earlier, later in zip(totals, totals[1:])), totals
+
+
+def test_a_seed_reproduces_a_run_bitwise(tmp_path):
+    runs = [stylefw.run(recipe(tmp_path, init="noise", seed=seed), save=False) for seed in (5, 5, 6)]
+    assert runs[0].losses == runs[1].losses
+    assert torch.equal(runs[0].tensor, runs[1].tensor)
+    assert runs[0].losses != runs[2].losses
+
+
+def test_a_nan_loss_raises_run_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(TVLoss, "__call__", lambda self, features, image: image.sum() * float("nan"))
+    with pytest.raises(RunError, match="the loss became nan at step 1"):
+        stylefw.run(recipe(tmp_path), save=False)
+
+
+def interrupt_at(number: int):
+    def on_step(step) -> None:
+        if step.step == number:
+            raise KeyboardInterrupt
+
+    return on_step
+
+
+def assert_interrupted_output(output: Path, steps_done: int | None = None) -> dict:
+    with Image.open(output) as image:
+        image.verify()
+    sidecar = json.loads(Path(f"{output}.json").read_text(encoding="utf-8"))
+    assert sidecar["interrupted"] is True
+    assert len(sidecar["trace"]) == sidecar["steps_done"] >= 1
+    if steps_done is not None:
+        assert sidecar["steps_done"] == steps_done
+    return sidecar
+
+
+def test_ctrl_c_returns_the_image_so_far_and_saves_it(tmp_path):
+    result = stylefw.run(recipe(tmp_path, steps=5), on_step=interrupt_at(2))
+    assert result.interrupted and len(result.trace) == 2
+    assert result.output == tmp_path / "out.png"
+    assert_interrupted_output(result.output, steps_done=2)
+
+
+def test_cli_exits_130_on_ctrl_c_and_keeps_the_output(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from stylefw.progress import PlainRenderer
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe(tmp_path, steps=5)), encoding="utf-8")
+    plain_step = PlainRenderer.step
+
+    def step(self, record) -> None:
+        plain_step(self, record)
+        interrupt_at(2)(record)
+
+    monkeypatch.setattr(PlainRenderer, "step", step)
+    assert main(["recipe", str(path), "--progress", "plain", "--log-every", "1"]) == 130
+    assert "interrupted at step 2/5" in capsys.readouterr().err
+    assert_interrupted_output(tmp_path / "out.png", steps_done=2)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child process on Windows")
+def test_a_real_sigint_stops_the_cli_with_130_and_a_valid_output(tmp_path):
+    import yaml
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe(tmp_path)), encoding="utf-8")
+    command = [sys.executable, "-c", "from stylefw.cli import entry; entry()", "recipe", str(path),
+               "--size", "64", "--steps", "100000", "--progress", "plain", "--log-every", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    watchdog = threading.Timer(120, process.kill)  # never hang the suite if no step line comes
+    watchdog.start()
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("step "):
+                break
+        assert lines and lines[-1].startswith("step "), f"no step line: {lines} {process.stderr.read()}"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted at step" in stderr
+    sidecar = assert_interrupted_output(tmp_path / "out.png")
+    assert sidecar["steps_done"] < 100000

@@ -1,0 +1,172 @@
+"""The plugin manager and the registry: built-ins, entry points, duplicates, blocking, versions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import stylefw
+from stylefw.errors import PluginError
+from stylefw.plugin_manager import BLOCK_ENV, DEFAULT_PLUGINS, PluginInfo, get_plugin_manager, plugin_infos
+from stylefw.registry import build_registry
+
+BUILTIN_NAMES = {
+    "backbone": {"vgg16": "stylefw.plugins.vgg", "vgg19": "stylefw.plugins.vgg"},
+    "loss": {"content": "stylefw.plugins.losses", "gram": "stylefw.plugins.losses", "tv": "stylefw.plugins.losses"},
+    "optimizer": {name: "stylefw.plugins.optimizers" for name in ("adam", "lbfgs", "sgd")},
+}
+
+
+def builtins_only():
+    """A registry of the built-in plugins alone, whatever else is installed."""
+    return build_registry(get_plugin_manager(load_entry_points=False))
+
+
+def install_fake_plugin(site: Path, monkeypatch, *, name: str, dist: str, version: str, source: str) -> None:
+    """Put a module and a dist-info declaring it as a ``stylefw`` entry point on ``sys.path``."""
+    module = f"fake_{name}_plugin"
+    site.mkdir(exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[stylefw]\n{name} = {module}\n")
+    monkeypatch.syspath_prepend(str(site))
+
+
+def test_builtins_register_through_the_public_hooks():
+    registry = builtins_only()
+    found = {kind: {e.name: e.plugin for e in registry.entries(kind)} for kind in BUILTIN_NAMES}
+    assert found == BUILTIN_NAMES
+    manager = registry.manager
+    for module in DEFAULT_PLUGINS:
+        assert module.startswith("stylefw.plugins.")
+        hooks = [caller.name for caller in manager.get_hookcallers(manager.get_plugin(module))]
+        assert hooks, f"{module} implements no stylefw hook"
+
+
+class OneOfEach:
+    """A plugin object registering one item of each kind, for the hook tests below."""
+
+    @stylefw.hookimpl
+    def register_backbones(self, register):
+        register("fake_backbone", "backbone factory")
+
+    @stylefw.hookimpl
+    def register_losses(self, register):
+        register("fake_loss", "loss factory")
+
+    @stylefw.hookimpl
+    def register_optimizers(self, register):
+        register("fake_optimizer", "optimizer factory")
+
+
+@pytest.mark.parametrize(("kind", "name", "factory"), [
+    ("backbone", "fake_backbone", "backbone factory"),
+    ("loss", "fake_loss", "loss factory"),
+    ("optimizer", "fake_optimizer", "optimizer factory"),
+])
+def test_each_hook_fills_its_own_registry(kind, name, factory):
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(OneOfEach(), name="one-of-each")
+    entry = build_registry(manager).get(kind, name)
+    assert (entry.kind, entry.factory, entry.plugin) == (kind, factory, "one-of-each")
+
+
+# test_contracts.py requires a test_hook_<name> for every hook in hookspecs.py
+
+
+def test_hook_register_backbones():
+    registry = builtins_only()
+    assert registry.get("backbone", "vgg19").factory.layer_names[:2] == ("conv1_1", "relu1_1")
+
+
+def test_hook_register_losses():
+    registry = builtins_only()
+    assert registry.names("loss") == ["content", "gram", "tv"]
+
+
+def test_hook_register_optimizers():
+    import torch
+
+    registry = builtins_only()
+    assert registry.get("optimizer", "lbfgs").factory is torch.optim.LBFGS
+
+
+def losses_plugin(name: str):
+    class Plugin:
+        @stylefw.hookimpl
+        def register_losses(self, register):
+            register(name, object)
+
+    return Plugin()
+
+
+def test_a_duplicate_name_names_both_plugins():
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(losses_plugin("twin"), name="first-plugin")
+    manager.register(losses_plugin("twin"), name="second-plugin")
+    with pytest.raises(PluginError, match="loss 'twin' is registered twice") as caught:
+        build_registry(manager)
+    assert "'first-plugin'" in str(caught.value) and "'second-plugin'" in str(caught.value)
+    assert BLOCK_ENV in caught.value.hint
+
+
+def test_a_name_taken_from_a_builtin_names_the_builtin():
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(losses_plugin("gram"), name="copycat")
+    with pytest.raises(PluginError, match="by 'stylefw.plugins.losses' and by 'copycat'"):
+        build_registry(manager)
+
+
+def test_an_entry_point_that_fails_to_import_is_named(tmp_path, monkeypatch):
+    install_fake_plugin(tmp_path / "site", monkeypatch, name="broken", dist="stylefw-broken", version="0.3",
+                        source="raise RuntimeError('kaboom')\n")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    message = str(caught.value)
+    assert "plugin 'broken' (from stylefw-broken) failed to import: RuntimeError: kaboom" in message
+    assert f"{BLOCK_ENV}=broken" in message
+
+
+def test_a_blocked_entry_point_is_not_imported(tmp_path, monkeypatch):
+    install_fake_plugin(tmp_path / "site", monkeypatch, name="broken", dist="stylefw-broken", version="0.3",
+                        source="raise RuntimeError('kaboom')\n")
+    monkeypatch.setenv(BLOCK_ENV, "something-else, broken")
+    manager = get_plugin_manager()
+    assert manager.get_plugin("broken") is None
+    assert "fake_broken_plugin" not in sys.modules
+
+
+def test_blocking_builtins_by_module_name(monkeypatch):
+    monkeypatch.setenv(BLOCK_ENV, "stylefw.plugins.losses , stylefw.plugins.optimizers")
+    registry = builtins_only()
+    assert registry.names("loss") == [] and registry.names("optimizer") == []
+    assert registry.names("backbone") == ["vgg16", "vgg19"]
+
+
+def test_plugin_infos_give_each_plugin_its_distribution_and_version(tmp_path, monkeypatch):
+    install_fake_plugin(tmp_path / "site", monkeypatch, name="versioned", dist="stylefw-versioned", version="2.5.1",
+                        source="""
+                            import stylefw
+
+                            @stylefw.hookimpl
+                            def register_losses(register):
+                                register("versioned_loss", object)
+                        """)
+    manager = get_plugin_manager()
+    infos = {info.name: info for info in plugin_infos(manager)}
+    assert infos["versioned"] == PluginInfo("versioned", "stylefw-versioned", "2.5.1")
+    for module in DEFAULT_PLUGINS:
+        assert infos[module] == PluginInfo(module, "stylefw", stylefw.__version__)
+    assert build_registry(manager).get("loss", "versioned_loss").plugin == "versioned"
+
+
+def test_import_stylefw_does_not_import_torch():
+    code = "import sys, stylefw; stylefw.hookimpl; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
