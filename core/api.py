@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,22 +43,25 @@ class Result:
 
     def metadata(self, registry: Registry | None = None) -> dict[str, Any]:
         """What is embedded in the output: recipe, versions, seed, device and final losses."""
-        registry = registry or default_registry()
-        last = self.trace[-1] if self.trace else None
-        final = {"total": last.loss, **{t.label: {"value": t.value, "weighted": t.weighted} for t in last.terms}} if last else {}
+        manager = (registry or default_registry()).manager
+        plugins = {info.name: f"{info.distribution} {info.version}" for info in plugin_infos(manager)} if manager else {}
         return {
             "stylefw": __version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
-            "plugins": {info.name: f"{info.distribution} {info.version}" for info in plugin_infos(registry.manager)}
-            if registry.manager else {},
+            "plugins": plugins,
             "recipe": self.recipe.data,
             "seed": self.recipe.seed,
             "device": self.device,
             "steps_done": len(self.trace),
             "interrupted": self.interrupted,
-            "final_losses": final,
+            "final_losses": {"total": self.trace[-1].loss, **_terms(self.trace[-1])} if self.trace else {},
         }
+
+
+def _terms(step: Step) -> dict[str, dict[str, float]]:
+    """Each term's raw and weighted value at ``step``, as plain numbers."""
+    return {term.label: {"value": term.value, "weighted": term.weighted} for term in step.terms}
 
 
 def resolve_recipe(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (),
@@ -110,7 +114,7 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
     result = Result(to_pil(image), image.detach(), tuple(trace), recipe, str(device), interrupted)
     if save and recipe.output is not None:
         save_result(result, recipe.output, registry=registry)
-        result = Result(result.image, result.tensor, result.trace, recipe, result.device, interrupted, recipe.output)
+        result = dataclasses.replace(result, output=recipe.output)
     return result
 
 
@@ -139,8 +143,7 @@ def save_result(result: Result, path: Path, *, registry: Registry | None = None,
     metadata = result.metadata(registry)
     save_image(result.image, path, metadata)
     if sidecar:
-        trace = [{"step": s.step, "loss": s.loss, "elapsed": s.elapsed,
-                  "terms": {t.label: {"value": t.value, "weighted": t.weighted} for t in s.terms}}
-                 for s in result.trace]
+        trace = [{"step": step.step, "loss": step.loss, "elapsed": step.elapsed, "terms": _terms(step)}
+                 for step in result.trace]
         write_json(Path(f"{path}.json"), {**metadata, "trace": trace})
     return path
