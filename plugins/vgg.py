@@ -4,38 +4,19 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar, Mapping, Sequence
+from typing import ClassVar, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stylefw import hookimpl
 from stylefw.errors import StylefwWarning, WeightsError
 
-from .weights import imagenet_state_dict, load_state_dict_file
+from .vgg_config import CONFIGS, vgg_layer_names
+from .weights import InputSpace, VGGWeights, imagenet_weights, read_weights, torchvision_input
 
 __all__ = ["VGG", "VGG16", "VGG19", "vgg_layer_names"]
-
-# torchvision's configurations: channel counts, "M" for a pooling layer
-CONFIGS = {
-    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
-}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def vgg_layer_names(config: Sequence[int | str]) -> tuple[str, ...]:
-    """Names in the order of torchvision's ``features``: conv1_1, relu1_1, ..., pool1, conv2_1, ..."""
-    names, block, conv = [], 1, 1
-    for item in config:
-        if item == "M":
-            names.append(f"pool{block}")
-            block, conv = block + 1, 1
-        else:
-            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
-            conv += 1
-    return tuple(names)
 
 
 def _features(config: Sequence[int | str], pooling: str) -> nn.Sequential:
@@ -52,41 +33,36 @@ def _features(config: Sequence[int | str], pooling: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _conv_indices(config: Sequence[int | str]) -> set[int]:
-    """Positions of the convolutions in ``features``, which is where a state dict has weights."""
-    indices, position = set(), 0
-    for item in config:
-        if item != "M":
-            indices.add(position)
-        position += 1 if item == "M" else 2
-    return indices
-
-
 class VGG(nn.Module):
-    """A frozen VGG ``features`` stack that takes RGB in [0, 1] and returns the requested layers."""
+    """A frozen VGG ``features`` stack that takes RGB in [0, 1] and returns the requested layers.
+
+    ``weights`` is ``imagenet``, ``random`` or a file in any layout ``stylefw weights inspect`` knows;
+    the file's input space (channel order, range, mean) is applied before conv1_1.
+    """
 
     arch: ClassVar[str]
     layer_names: ClassVar[tuple[str, ...]]
 
-    def __init__(self, *, weights: str | Path = "imagenet", pooling: str = "max", seed: int = 0) -> None:
+    def __init__(self, *, weights: str | Path = "imagenet", pooling: str = "max", seed: int = 0,
+                 layout: str = "auto") -> None:
         super().__init__()
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
         self.features = _features(CONFIGS[self.arch], pooling)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.covered = len(self.layer_names)
-        self._load(weights, seed)
-        self.requires_grad_(False)
-        self.eval()
-
-    def _load(self, weights: str | Path, seed: int) -> None:
+        self._set_input_space(torchvision_input())
         if weights == "random":
             self._random_init(seed)
         elif weights == "imagenet":
-            self._load_state(imagenet_state_dict(self.arch), source=f"torchvision {self.arch} IMAGENET1K_V1")
+            self.load_weights(imagenet_weights(self.arch))
         else:
-            self._load_state(load_state_dict_file(Path(weights)), source=str(weights))
+            self.load_weights(read_weights(Path(weights), layout=layout))
+        self.requires_grad_(False)
+        self.eval()
+
+    def _set_input_space(self, space: InputSpace) -> None:
+        self.register_buffer("input_matrix", space.matrix.reshape(3, 3, 1, 1).clone())
+        self.register_buffer("input_bias", space.bias.clone())
 
     def _random_init(self, seed: int) -> None:
         warnings.warn(
@@ -103,57 +79,46 @@ class VGG(nn.Module):
                 module.weight.data = torch.randn(module.weight.shape, generator=generator) * std
                 module.bias.data.zero_()
 
-    def _load_state(self, state: Mapping[str, torch.Tensor], *, source: str) -> None:
-        """Load a torchvision-layout state dict; a file may stop early, and ``covered`` records where."""
-        features = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
-        self._check_layout(features, source)
-        for index, module in enumerate(self.features):
-            if not isinstance(module, nn.Conv2d):
-                continue
-            weight, bias = features.get(f"{index}.weight"), features.get(f"{index}.bias")
-            if weight is None or bias is None:
-                self.covered = index
-                break
-            if weight.shape != module.weight.shape or bias.shape != module.bias.shape:
-                raise WeightsError(
-                    f"{self.layer_names[index]} in {source} has shape {tuple(weight.shape)}, "
-                    f"but {self.arch} needs {tuple(module.weight.shape)}",
-                    hint=f"is this file for another architecture than {self.arch}?",
-                )
-            module.weight.data.copy_(weight)
+    def load_weights(self, weights: VGGWeights) -> None:
+        """Copy ``weights`` in; a file that stops early sets ``covered`` to the layers it can compute."""
+        if self.arch not in weights.architectures():
+            raise WeightsError(f"{weights.source} holds {weights.architecture()} weights, but the backbone is {self.arch}",
+                               hint=_other_backbone_hint(weights, self.arch))
+        convs = [module for module in self.features if isinstance(module, nn.Conv2d)]
+        for module, (kernel, bias) in zip(convs, weights.convs):
+            module.weight.data.copy_(kernel)
             module.bias.data.copy_(bias)
-        if self.covered == 0:
-            raise WeightsError(f"{source} holds no {self.arch} convolution weights (expected keys such as 'features.0.weight')")
-
-    def _check_layout(self, features: Mapping[str, torch.Tensor], source: str) -> None:
-        """Weights at an index where this architecture has no convolution mean another architecture."""
-        theirs = {int(key.split(".")[0]) for key in features if key.split(".")[0].isdigit()}
-        if theirs <= _conv_indices(CONFIGS[self.arch]):
-            return
-        other = next((arch for arch, config in CONFIGS.items() if theirs <= _conv_indices(config)), None)
-        found = f"{other} weights" if other else "weights of another architecture"
-        raise WeightsError(f"{source} holds {found}, but the backbone is {self.arch}",
-                           hint=f"use backbone.name: {other} or a {self.arch} weights file" if other
-                           else f"use a torchvision {self.arch} state dict")
+            module.padding_mode = weights.padding
+        self._set_input_space(weights.input_space)
+        self.covered = weights.covered(self.arch)
 
     def truncate(self, layer: str) -> None:
         """Drop every module after ``layer``, the deepest one the recipe needs."""
         index = self.layer_names.index(layer)
         if index >= self.covered:
             last = self.layer_names[self.covered - 1]
-            raise WeightsError(f"weights cover {self.arch} up to {last}; the recipe needs {layer}")
+            raise WeightsError(f"weights cover {self.arch} up to {last}; the recipe needs {layer}",
+                               hint="use a file that goes deeper, or layers no deeper than " + last)
         self.features = self.features[: index + 1]
 
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         wanted = set(layers)
         last = max(self.layer_names.index(name) for name in wanted)
+        if last >= self.covered:
+            raise WeightsError(f"weights cover {self.arch} up to {self.layer_names[self.covered - 1]}; "
+                               f"{self.layer_names[last]} was requested")
         outputs = {}
-        x = (image - self.mean) / self.std
+        x = F.conv2d(image, self.input_matrix, self.input_bias)
         for index, module in enumerate(self.features[: last + 1]):
             x = module(x)
             if self.layer_names[index] in wanted:
                 outputs[self.layer_names[index]] = x
         return outputs
+
+
+def _other_backbone_hint(weights: VGGWeights, arch: str) -> str:
+    others = [other for other in weights.architectures() if other != arch]
+    return f"use backbone.name: {others[0]}" if others else f"use a {arch} weights file"
 
 
 class VGG19(VGG):

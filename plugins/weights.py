@@ -1,19 +1,241 @@
-"""Reading VGG weights: torchvision's ImageNet files through the torch hub cache, or a local file."""
+"""Reading VGG weights in every common layout into one form: convolutions, input space and padding.
+
+Layouts: torchvision (``.pth``/``.pt``/``.safetensors``, the full model or ``features`` only), the
+Caffe-converted files of neural-style and neural-style-pt, the "normalised VGG" of AdaIN/WCT, and Keras
+HDF5 (Keras 2 ``*_tf_kernels*.h5`` and Keras 3 ``.weights.h5``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
 from stylefw.errors import WeightsError
 
-__all__ = ["imagenet_state_dict", "load_state_dict_file", "imagenet_file"]
+from .vgg_config import CONFIGS, IMAGENET_MEAN, IMAGENET_STD, conv_positions, conv_shapes, vgg_layer_names
 
+__all__ = ["LAYOUTS", "InputSpace", "VGGWeights", "read_weights", "from_state_dict", "imagenet_weights",
+           "imagenet_file", "to_torchvision", "sha256_of", "torchvision_input", "caffe_input"]
+
+LAYOUTS = ("auto", "torchvision", "caffe", "normalised", "keras")
+KNOWN_LAYOUTS = (
+    "torchvision: .pth/.pt/.safetensors state dict with features.N.weight or N.weight keys",
+    "caffe: the neural-style-pt conversions vgg19-d01eb7cb.pth and vgg16-00b39a1b.pth",
+    "normalised: AdaIN/WCT vgg_normalised.pth (a 1x1 input convolution, then reflection-padded convolutions)",
+    "keras: Keras 2 vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5 or a Keras 3 .weights.h5",
+)
+# the first 8 hex digits of each file's sha256, which the hub file names carry too
+CAFFE_FILES = {"d01eb7cb": "vgg19", "00b39a1b": "vgg16"}
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_URLS = {
     "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
     "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
 }
+REFLECT_KEY = "stylefw.reflect_padding"  # written by `stylefw weights convert` for reflection-padded files
+
+
+@dataclass(frozen=True)
+class InputSpace:
+    """What a file's first convolution expects, as an affine map of RGB in [0, 1]: ``matrix @ rgb + bias``."""
+
+    description: str
+    matrix: torch.Tensor
+    bias: torch.Tensor
+
+
+def torchvision_input() -> InputSpace:
+    std, mean = torch.tensor(IMAGENET_STD), torch.tensor(IMAGENET_MEAN)
+    return InputSpace("RGB in [0, 1], normalised by the ImageNet mean and std", torch.diag(1 / std), -mean / std)
+
+
+def caffe_input() -> InputSpace:
+    to_bgr = torch.tensor([[0.0, 0, 1], [0, 1, 0], [1, 0, 0]])
+    return InputSpace("BGR in 0-255 minus the Caffe mean [103.939, 116.779, 123.68]", 255 * to_bgr,
+                      -torch.tensor(CAFFE_MEAN_BGR))
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    """VGG convolutions from any layout: (OIHW kernel, bias) pairs in network order, and how to feed them."""
+
+    layout: str
+    convs: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    input_space: InputSpace
+    padding: str
+    source: str
+    ignored: tuple[str, ...] = ()
+
+    def architectures(self) -> list[str]:
+        """The VGG variants whose convolutions begin with exactly these shapes."""
+        shapes = [(kernel.shape[1], kernel.shape[0]) for kernel, _ in self.convs]
+        good = [arch for arch in CONFIGS if conv_shapes(arch)[: len(shapes)] == shapes]
+        return good if all(kernel.shape[2:] == (3, 3) for kernel, _ in self.convs) else []
+
+    def architecture(self) -> str:
+        """A description such as ``vgg19``, or ``vgg16 or vgg19 (both begin with these 5 convolutions)``."""
+        archs = self.architectures()
+        if not archs:
+            return f"not VGG-16 or VGG-19 ({len(self.convs)} convolutions of shapes {self._shapes()})"
+        if len(archs) == 1:
+            return archs[0]
+        return f"{' or '.join(archs)} (both begin with these {len(self.convs)} convolutions)"
+
+    def last_conv(self, arch: str) -> str:
+        return vgg_layer_names(CONFIGS[arch])[conv_positions(arch)[len(self.convs) - 1]]
+
+    def covered(self, arch: str) -> int:
+        """How many of ``arch``'s layers can be computed: everything before the first missing convolution."""
+        positions = conv_positions(arch)
+        return positions[len(self.convs)] if len(self.convs) < len(positions) else len(vgg_layer_names(CONFIGS[arch]))
+
+    def _shapes(self) -> str:
+        return ", ".join("x".join(map(str, kernel.shape)) for kernel, _ in self.convs[:4]) + (
+            ", ..." if len(self.convs) > 4 else "")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_weights(path: str | Path, *, layout: str = "auto") -> VGGWeights:
+    """Read VGG weights from ``path``, detecting its layout unless ``layout`` names one."""
+    path = Path(path)
+    if layout not in LAYOUTS:
+        raise WeightsError(f"unknown weights layout '{layout}'", hint=f"use one of {', '.join(LAYOUTS)}")
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist", hint="check backbone.weights")
+    if path.suffix.lower() in (".h5", ".hdf5", ".keras") or layout == "keras":
+        return _read_keras(path)
+    return from_state_dict(_load_state(path), source=str(path), layout=layout, path=path)
+
+
+def _load_state(path: Path) -> Mapping[str, torch.Tensor]:
+    if path.suffix.lower() == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise WeightsError(f"reading {path.name} needs the safetensors package",
+                               hint="pip install safetensors, or convert the file to .pth") from None
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise WeightsError(f"cannot read weights file {path}: {exc}", hint=_layouts_hint()) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} is not a state dict of tensors", hint=_layouts_hint())
+    return state
+
+
+def _layouts_hint() -> str:
+    return "stylefw reads these layouts: " + "; ".join(KNOWN_LAYOUTS)
+
+
+def from_state_dict(state: Mapping[str, torch.Tensor], *, source: str, layout: str = "auto",
+                    path: Path | None = None) -> VGGWeights:
+    """Weights from a torchvision-, Caffe- or normalised-layout state dict (``features.N.*`` or ``N.*``)."""
+    convs, ignored = _indexed_convs(state)
+    if not convs:
+        raise WeightsError(f"cannot tell the layout of {source}: it holds no VGG convolution weights",
+                           hint=_layouts_hint())
+    reflect = bool(state.get(REFLECT_KEY, torch.tensor(0)).item())
+    first = convs[0][0]
+    if layout == "normalised" or (layout == "auto" and first.shape == (3, 3, 1, 1)):
+        if first.shape != (3, 3, 1, 1):
+            raise WeightsError(f"{source} does not start with the 1x1 input convolution of a normalised VGG")
+        space = InputSpace("the file's own 1x1 input convolution (RGB in [0, 1] in)", first[:, :, 0, 0], convs[0][1])
+        return VGGWeights("normalised", tuple(convs[1:]), space, "reflect", source, ignored)
+    if layout == "caffe" or (layout == "auto" and _is_caffe(path)):
+        return VGGWeights("caffe", tuple(convs), caffe_input(), "reflect" if reflect else "zeros", source, ignored)
+    return VGGWeights("torchvision", tuple(convs), torchvision_input(), "reflect" if reflect else "zeros", source,
+                      ignored)
+
+
+def _indexed_convs(state: Mapping[str, torch.Tensor]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], tuple[str, ...]]:
+    """4-D ``N.weight`` tensors with their biases, by index N (a ``features.`` prefix is dropped)."""
+    if any(key.endswith("running_mean") for key in state):
+        raise WeightsError("batch-normalised VGG weights (vgg19_bn) are not supported",
+                           hint="use the plain VGG-16 or VGG-19 weights")
+    found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    used = {REFLECT_KEY}
+    for key, value in state.items():
+        match = re.fullmatch(r"(?:features\.)?(\d+)\.weight", key)
+        bias_key = key.removesuffix("weight") + "bias"
+        if match and value.dim() == 4 and bias_key in state:
+            found[int(match.group(1))] = (value.float(), state[bias_key].float())
+            used |= {key, bias_key}
+    return [found[index] for index in sorted(found)], tuple(sorted(set(state) - used))
+
+
+def _is_caffe(path: Path | None) -> bool:
+    """A known Caffe conversion, by the hash in its name or, failing that, of its contents."""
+    if path is None:
+        return False
+    if any(prefix in path.name for prefix in CAFFE_FILES):
+        return True
+    return sha256_of(path)[:8] in CAFFE_FILES
+
+
+def _read_keras(path: Path) -> VGGWeights:
+    try:
+        import h5py
+    except ImportError:
+        raise WeightsError(f"reading Keras weights ({path.name}) needs h5py",
+                           hint="pip install 'stylefw[keras]'") from None
+    try:
+        with h5py.File(path, "r") as handle:
+            groups = _keras_groups(handle)
+    except OSError as exc:
+        raise WeightsError(f"cannot read {path} as HDF5: {exc}", hint=_layouts_hint()) from exc
+    convs, ignored = [], []
+    for name, arrays in groups:
+        kernels = [a for a in arrays if a.ndim == 4]
+        biases = [a for a in arrays if a.ndim == 1]
+        if len(kernels) == 1 and len(biases) == 1 and kernels[0].shape[:2] == (3, 3):
+            # Keras kernels are height, width, in, out; torch wants out, in, height, width
+            convs.append((torch.from_numpy(kernels[0]).permute(3, 2, 0, 1).contiguous().float(),
+                          torch.from_numpy(biases[0]).float()))
+        else:
+            ignored.append(name)
+    if not convs:
+        raise WeightsError(f"{path} holds no 3x3 convolution kernels", hint=_layouts_hint())
+    return VGGWeights("keras", tuple(convs), caffe_input(), "zeros", str(path), tuple(ignored))
+
+
+def _keras_groups(handle) -> list[tuple[str, list]]:
+    """Each group holding arrays, with its arrays, in layer order."""
+    import h5py
+
+    arrays: dict[str, list] = {}
+
+    def visit(name: str, item) -> None:
+        if isinstance(item, h5py.Dataset):
+            arrays.setdefault(name.rsplit("/", 1)[0] if "/" in name else "", []).append((name, item[()]))
+
+    handle.visititems(visit)
+    order = [name.decode() if isinstance(name, bytes) else str(name) for name in handle.attrs.get("layer_names", [])]
+    if order:  # Keras 2 lists its layers in order; a layer's arrays sit in a group named after it
+        rank = {name: position for position, name in enumerate(order)}
+        key = lambda group: (rank.get(group.split("/")[0], len(rank)), _natural(group))  # noqa: E731
+    else:
+        key = _natural
+    return [(group, [array for _, array in sorted(arrays[group], key=lambda item: _natural(item[0]))])
+            for group in sorted(arrays, key=key)]
+
+
+def _natural(text: str) -> list:
+    """Sort key that puts conv2d_2 before conv2d_10 and block2 before block10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def imagenet_file(arch: str) -> Path:
@@ -22,11 +244,11 @@ def imagenet_file(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
-def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+def imagenet_weights(arch: str, *, progress: bool = True) -> VGGWeights:
     """torchvision's IMAGENET1K_V1 weights, from the hub cache or downloaded into it with progress."""
     url, cached = IMAGENET_URLS[arch], imagenet_file(arch)
     try:
-        return torch.hub.load_state_dict_from_url(url, progress=True, map_location="cpu", check_hash=False)
+        state = torch.hub.load_state_dict_from_url(url, progress=progress, map_location="cpu", check_hash=False)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a corrupt file is a RuntimeError
         raise WeightsError(
             f"pretrained {arch} weights '{cached.name}' are not in {cached.parent} "
@@ -34,18 +256,26 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
             hint=f"on a machine with internet, download {url} and copy it to {cached}, "
             "or set backbone.weights to a local file (or 'random' to try things out)",
         ) from exc
+    return from_state_dict(state, source=f"torchvision {arch} IMAGENET1K_V1 ({cached})", layout="torchvision")
 
 
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """A torchvision-layout state dict (the full model or ``features`` only) from ``path``."""
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist", hint="check backbone.weights")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise WeightsError(f"cannot read weights file {path}: {exc}", hint="is it a PyTorch state dict?") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path} is not a state dict of tensors", hint="save it with torch.save(model.state_dict())")
+def to_torchvision(weights: VGGWeights, arch: str) -> dict[str, torch.Tensor]:
+    """A torchvision ``features`` state dict with the file's input space folded into conv1_1.
+
+    torchvision feeds conv1_1 ``(rgb - mean) / std``; substituting that into the file's affine input
+    map gives new conv1_1 weights that are exact away from the one-pixel border, where zero padding in
+    the two input spaces differs by at most the small gap between the two mean colours.
+    """
+    std, mean = torch.tensor(IMAGENET_STD), torch.tensor(IMAGENET_MEAN)
+    space = weights.input_space
+    (kernel, bias), rest = weights.convs[0], weights.convs[1:]
+    per_input = space.matrix @ torch.diag(std)  # file channels per normalised input channel
+    constant = space.matrix @ mean + space.bias
+    folded = torch.einsum("ockl,ci->oikl", kernel, per_input)
+    state = {"features.0.weight": folded.contiguous(), "features.0.bias": bias + torch.einsum("ockl,c->o", kernel, constant)}
+    for position, (kernel, bias) in zip(conv_positions(arch)[1:], rest):
+        state[f"features.{position}.weight"] = kernel.contiguous()
+        state[f"features.{position}.bias"] = bias.contiguous()
+    if weights.padding == "reflect":
+        state[REFLECT_KEY] = torch.tensor(1)
     return state

@@ -16,7 +16,8 @@ from torch import nn
 
 from stylefw.engine import build_backbone
 from stylefw.errors import StylefwWarning, WeightsError
-from stylefw.plugins.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG16, VGG19
+from stylefw.plugins.vgg import VGG16, VGG19
+from stylefw.plugins.vgg_config import IMAGENET_MEAN, IMAGENET_STD
 from stylefw.recipe import recipe_from_dict
 from stylefw.registry import default_registry
 
@@ -117,7 +118,7 @@ def test_torchvision_state_dict_file_loads(tmp_path, layout):
         torch.save(state, path)
     backbone = VGG19(weights=str(path))
     image = torch.rand(1, 3, 32, 32)
-    normalised = (image - backbone.mean) / backbone.std
+    normalised = (image - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     ours = backbone(image, ["conv1_1", "relu5_4"])
     with torch.no_grad():
         assert torch.allclose(ours["conv1_1"], model.features[0](normalised), atol=1e-5)

@@ -1,0 +1,44 @@
+"""The VGG architectures as data: torchvision's configurations, layer names and convolution shapes."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+__all__ = ["CONFIGS", "IMAGENET_MEAN", "IMAGENET_STD", "vgg_layer_names", "conv_shapes", "conv_positions"]
+
+# torchvision's configurations: channel counts, "M" for a pooling layer
+CONFIGS = {
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def vgg_layer_names(config: Sequence[int | str]) -> tuple[str, ...]:
+    """Names in the order of torchvision's ``features``: conv1_1, relu1_1, ..., pool1, conv2_1, ..."""
+    names, block, conv = [], 1, 1
+    for item in config:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, conv = block + 1, 1
+        else:
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+            conv += 1
+    return tuple(names)
+
+
+def conv_shapes(arch: str) -> list[tuple[int, int]]:
+    """(input channels, output channels) of each 3×3 convolution of ``arch``, in order."""
+    shapes, channels = [], 3
+    for item in CONFIGS[arch]:
+        if item != "M":
+            shapes.append((channels, item))
+            channels = item
+    return shapes
+
+
+def conv_positions(arch: str) -> list[int]:
+    """The index in ``features`` of each convolution of ``arch``, in order."""
+    names = vgg_layer_names(CONFIGS[arch])
+    return [index for index, name in enumerate(names) if name.startswith("conv")]
