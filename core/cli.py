@@ -1,4 +1,4 @@
-"""The ``stylefw`` command: recipe, validate, list, plugins. Errors become messages and exit codes here."""
+"""The ``stylefw`` command: recipe, validate, list, plugins, weights. Errors become messages and exit codes here."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from .cli_weights import add_weights_parser
 from .errors import StylefwError
 
 __all__ = ["main", "entry", "build_parser"]
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=cmd_list)
     plugins = commands.add_parser("plugins", parents=[common], help="installed plugins and their versions")
     plugins.set_defaults(handler=cmd_plugins)
+    add_weights_parser(commands, common)
     return parser
 
 

@@ -15,7 +15,8 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError, UserError
 
-__all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "write_json"]
+__all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "write_json",
+           "write_atomic"]
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 USER_AGENT = "stylefw/0.1 (neural style transfer; +https://pypi.org/project/stylefw/)"
@@ -39,7 +40,7 @@ def fetch(url: str, *, progress: Progress | None = None) -> Path:
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         with urllib.request.urlopen(request, timeout=30) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            _write_atomic(target, lambda handle: _copy(response, handle, total, progress))
+            write_atomic(target, lambda handle: _copy(response, handle, total, progress))
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ImageError(
@@ -139,18 +140,19 @@ def save_image(image: Image.Image, path: str | Path, metadata: Mapping[str, Any]
         options.update(quality=95, **({"comment": text} if text else {}))
     elif fmt == "WEBP":
         options.update(quality=95)
-    _write_atomic(path, lambda handle: image.save(handle, format=fmt, **options))
+    write_atomic(path, lambda handle: image.save(handle, format=fmt, **options))
     return path
 
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     path = Path(path)
-    _write_atomic(path, lambda handle: handle.write(json.dumps(data, indent=2, default=str).encode() + b"\n"))
+    write_atomic(path, lambda handle: handle.write(json.dumps(data, indent=2, default=str).encode() + b"\n"))
     return path
 
 
-def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+def write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
     try:

@@ -125,7 +125,10 @@ def _load_state(path: Path) -> Mapping[str, torch.Tensor]:
         except ImportError:
             raise WeightsError(f"reading {path.name} needs the safetensors package",
                                hint="pip install safetensors, or convert the file to .pth") from None
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # SafetensorError for a corrupt header, OSError, ...
+            raise WeightsError(f"cannot read weights file {path}: {exc}", hint=_layouts_hint()) from exc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint

