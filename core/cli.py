@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 import warnings
@@ -194,6 +195,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _report(args, "interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (stylefw list | head): say nothing more, and let exit not flush into the pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_RUNTIME
     except Exception as exc:  # a bug or an environment failure: one line, traceback with --debug
         _report(args, f"error: {type(exc).__name__}: {exc}\n  hint: run again with --debug to see the traceback")
         return EXIT_RUNTIME

@@ -194,7 +194,7 @@ def _read_keras(path: Path) -> VGGWeights:
         import h5py
     except ImportError:
         raise WeightsError(f"reading Keras weights ({path.name}) needs h5py",
-                           hint="pip install 'stylefw[keras]'") from None
+                           hint="pip install h5py (the 'stylefw[keras]' extra)") from None
     try:
         with h5py.File(path, "r") as handle:
             groups = _keras_groups(handle)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -322,3 +324,13 @@ def test_plugins_shows_plugins_and_versions(capsys: pytest.CaptureFixture[str]) 
     vgg = next(row for row in rows if row[0] == "stylefw.plugins.vgg")
     assert vgg[1:3] == ["stylefw", stylefw.__version__]
     assert re.search(r"\bvgg19\b", out)  # what the plugin provides (the column may wrap)
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`stylefw list | head -1`: when the reader goes away, no error message and no traceback."""
+    command = [sys.executable, "-c", "from stylefw.cli import entry; entry()", "list"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before stylefw writes anything
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 1
+    assert stderr == ""
