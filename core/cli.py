@@ -76,7 +76,9 @@ def overrides_from(args: argparse.Namespace) -> list[Any]:
 
 
 def _path(value: str) -> str:
-    return value if value.startswith(("http://", "https://")) else str(Path(value).expanduser().absolute())
+    from .recipe import is_url
+
+    return value if is_url(value) else str(Path(value).expanduser().absolute())
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:

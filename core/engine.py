@@ -108,11 +108,15 @@ def build_losses(recipe: Recipe, registry: Registry) -> list[Any]:
 def compute_targets(backbone, layers: list[str], content: torch.Tensor, styles: list[torch.Tensor],
                     blend: list[float]) -> Targets:
     """Content and style features, computed once and detached; blend weights are made to sum to 1."""
-    content_features = backbone(content, layers) if layers else {}
     total = sum(blend)
-    style_features = [(backbone(style, layers) if layers else {}, weight / total) for style, weight in zip(styles, blend)]
-    detach = lambda features: {name: value.detach() for name, value in features.items()}  # noqa: E731
-    return Targets(detach(content_features), [(detach(f), w) for f, w in style_features])
+    styles_by_weight = [(_features(backbone, style, layers), weight / total) for style, weight in zip(styles, blend)]
+    return Targets(_features(backbone, content, layers), styles_by_weight)
+
+
+def _features(backbone, image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+    """Detached features of ``image`` at ``layers`` (none when no loss reads the backbone)."""
+    features = backbone(image, layers) if layers else {}
+    return {name: value.detach() for name, value in features.items()}
 
 
 def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

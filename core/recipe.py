@@ -21,6 +21,7 @@ __all__ = [
     "OptimizerSpec",
     "Recipe",
     "builtin_recipes",
+    "is_url",
     "find_recipe",
     "load_recipe",
     "recipe_from_dict",
