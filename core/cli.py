@@ -61,24 +61,18 @@ def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides_from(args: argparse.Namespace) -> list[Any]:
-    """``--set`` strings, then the shortcuts as (key, value) pairs; paths resolve against the cwd."""
+    """``--set`` strings, then the shortcuts as (key, value) pairs; override paths resolve against the cwd."""
     overrides: list[Any] = list(args.sets)
     if args.content:
-        overrides.append(("content", _path(args.content)))
+        overrides.append(("content", args.content))
     if args.style:
-        overrides.append(("style", [_path(style) for style in args.style]))
+        overrides.append(("style", args.style))
     if args.output:
-        overrides.append(("output", str(Path(args.output).expanduser().absolute())))
+        overrides.append(("output", args.output))
     for key in ("size", "steps", "device", "seed"):
         if getattr(args, key) is not None:
             overrides.append((key, getattr(args, key)))
     return overrides
-
-
-def _path(value: str) -> str:
-    from .recipe import is_url
-
-    return value if is_url(value) else str(Path(value).expanduser().absolute())
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:

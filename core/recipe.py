@@ -163,14 +163,19 @@ def recipe_from_dict(
     source: str | None = None,
     registry: Registry | None = None,
 ) -> Recipe:
-    """Validate a recipe given as a dict; relative input paths resolve against ``base_dir`` (or cwd)."""
-    from .schema import normalise, validate
+    """Validate a recipe given as a dict.
+
+    Relative input paths in ``data`` resolve against ``base_dir`` (the recipe's folder; default the
+    current directory), and those in ``overrides`` against the current directory, as a user typing
+    them expects.
+    """
+    from .schema import anchor_paths, normalise, validate
 
     data = normalise(coerce_numbers(copy.deepcopy(dict(data))))
+    anchor_paths(data, Path(base_dir) if base_dir is not None else Path.cwd())
     problems = apply_overrides(data, overrides)
     data = normalise(data)
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    recipe, found = validate(data, base_dir=base, source=source, registry=registry or default_registry())
+    recipe, found = validate(data, base_dir=Path.cwd(), source=source, registry=registry or default_registry())
     if problems or found:
         raise RecipeError(problems + found, source=source)
     return recipe

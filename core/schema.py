@@ -13,7 +13,7 @@ from .layers import resolve_layer
 from .recipe import BackboneSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, IMAGE_SUFFIXES, is_url
 from .registry import Registry, suggest
 
-__all__ = ["DEFAULTS", "normalise", "validate"]
+__all__ = ["DEFAULTS", "normalise", "anchor_paths", "validate"]
 
 REQUIRED = object()
 DEFAULTS: dict[str, Any] = {
@@ -51,6 +51,25 @@ def normalise(data: dict) -> dict:
         if isinstance(data.get(key), str):
             data[key] = {"name": data[key]}
     return data
+
+
+def anchor_paths(data: dict, base_dir: Path) -> None:
+    """Make the relative input paths of a normalised recipe absolute against ``base_dir``, in place."""
+    entries = [data.get("content"), *(data.get("style") or [])] if isinstance(data.get("style"), list) else [
+        data.get("content")]
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("image"), str):
+            entry["image"] = _anchored(entry["image"], base_dir)
+    backbone = data.get("backbone")
+    if isinstance(backbone, dict) and backbone.get("weights") not in (None, "imagenet", "random"):
+        if isinstance(backbone["weights"], str):
+            backbone["weights"] = _anchored(backbone["weights"], base_dir)
+
+
+def _anchored(path: str, base_dir: Path) -> str:
+    if is_url(path) or not path or Path(path).expanduser().is_absolute():
+        return path
+    return str(base_dir / path)
 
 
 def validate(data: dict, *, base_dir: Path, source: str | None, registry: Registry) -> tuple[Recipe | None, list[Problem]]:

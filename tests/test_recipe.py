@@ -168,6 +168,18 @@ def test_relative_images_resolve_against_the_recipe_folder(images: Path, monkeyp
     assert [ref.source for ref in recipe.styles] == [str(images / "style.png")]
 
 
+def test_override_paths_resolve_against_the_current_directory(images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # stylefw.run("vangogh.yaml", {"content": "photo.jpg"}) means the photo here, not in the package
+    work = images / "work"
+    write_png(work / "photo.png", seed=2)
+    path = write_recipe(images / "recipes" / "r.yaml", yaml.safe_dump(good(content="../content.png", style="../style.png")))
+    monkeypatch.chdir(work)
+    recipe = load_recipe(path, {"style": "photo.png"})
+    assert recipe.content.source == str(images / "content.png")  # from the file: against the recipe
+    assert [ref.source for ref in recipe.styles] == [str(work / "photo.png")]  # from the override: the cwd
+    assert load_recipe(path, ["content=photo.png"]).content.source == str(work / "photo.png")
+
+
 def test_output_resolves_against_the_current_directory(images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # outputs never land next to a built-in recipe inside the installed package
     work = images / "work"
