@@ -125,6 +125,24 @@ def test_shortcuts_override_a_builtin_recipe(work: Path, capsys: pytest.CaptureF
         assert max(image.size) == 32
 
 
+def test_style_repeated_blends_styles_by_weight(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_png(work / "second.png", seed=7)
+    code, out, err = run(["recipe", "tiny.yaml", "--style", "style.png", "--style", "second.png", "--quiet"], capsys)
+    assert (code, out, err) == (0, "", "")
+    styles = json.loads((work / "out.png.json").read_text())["recipe"]["style"]
+    assert styles == [{"image": str(work / "style.png"), "weight": 1.0}, {"image": str(work / "second.png"), "weight": 1.0}]
+
+
+def test_save_every_writes_intermediate_images(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run(["recipe", "tiny.yaml", "--steps", "5", "--set", "save_every=2", "--quiet"], capsys)
+    assert code == 0
+    written = sorted(path.name for path in work.glob("out*"))
+    # steps 2 and 4 as snapshots (without sidecars), then the final image with its sidecar
+    assert written == ["out.000002.png", "out.000004.png", "out.png", "out.png.json"]
+    with Image.open(work / "out.000004.png") as snapshot:
+        assert snapshot.size == Image.open(work / "out.png").size
+
+
 def test_output_defaults_to_the_recipe_name_in_the_current_directory(work: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     recipe = {key: value for key, value in TINY.items() if key != "output"}
