@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
 from .errors import ImageError, RunError, UserError
-from .image import fetch, load_image, resize_long_edge, to_pil, to_tensor
+from .image import fetch, load_image, resize_long_edge, to_tensor
 from .layers import deepest
 from .recipe import ImageRef, Recipe
 from .registry import Registry

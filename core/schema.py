@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
+from .checks import Checker, kind_of
 from .errors import Problem
 from .layers import resolve_layer
 from .recipe import BackboneSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, IMAGE_SUFFIXES, is_url
-from .registry import Registry, suggest
+from .registry import Registry
 
 __all__ = ["DEFAULTS", "normalise", "anchor_paths", "validate"]
 
@@ -80,16 +80,13 @@ def validate(data: dict, *, base_dir: Path, source: str | None, registry: Regist
     return (dataclasses.replace(recipe, source=source) if recipe else None), check.problems
 
 
-class _Checker:
-    """Walks a recipe dict, recording problems with dotted paths instead of stopping at the first."""
+class _Checker(Checker):
+    """Walks a recipe dict, section by section, recording every problem with its dotted path."""
 
     def __init__(self, registry: Registry, base_dir: Path) -> None:
+        super().__init__()
         self.registry = registry
         self.base_dir = base_dir
-        self.problems: list[Problem] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message))
 
     def recipe(self, data: dict) -> Recipe | None:
         self.unknown_keys("", data, DEFAULTS)
@@ -121,77 +118,6 @@ class _Checker:
         resolved.update(optimizer={"name": optimizer.name, **optimizer.options})
         return Recipe(content, tuple(styles), size, style_scale, backbone, tuple(losses), optimizer, steps,
                       init, seed, device, output, save_every, data=resolved)
-
-    # -- generic checks -------------------------------------------------------------------------
-
-    def unknown_keys(self, path: str, mapping: Mapping, allowed: Mapping | list) -> None:
-        valid = list(allowed)
-        for key in mapping:
-            if key not in valid:
-                where = f"{path}.{key}" if path else str(key)
-                self.add(where, f"unknown key '{key}'{suggest(key, valid)}; valid keys: {', '.join(valid)}")
-
-    def mapping(self, path: str, value: Any) -> bool:
-        if isinstance(value, dict):
-            return True
-        self.add(path, f"expected a mapping of keys, got {_kind(value)} {value!r}")
-        return False
-
-    def integer(self, path: str, value: Any, low: int, high: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, f"expected a whole number, got {_kind(value)} {value!r}")
-        elif not low <= value <= high:
-            self.add(path, f"{value} is out of range; use {low} to {high}")
-        else:
-            return value
-        return None
-
-    def number(self, path: str, value: Any, low: float, high: float | None = None) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.add(path, f"expected a number, got {_kind(value)} {value!r}")
-        elif value < low or (high is not None and value > high) or value != value:
-            self.add(path, f"{value} is out of range; use {low} to {high if high is not None else 'any larger value'}")
-        else:
-            return float(value)
-        return None
-
-    def choice(self, path: str, value: Any, options: tuple[str, ...]) -> str | None:
-        if value in options:
-            return value
-        self.add(path, f"'{value}' is not one of {', '.join(options)}{suggest(value, list(options))}")
-        return None
-
-    def string(self, path: str, value: Any) -> str | None:
-        if isinstance(value, str) and value:
-            return value
-        self.add(path, f"expected a non-empty string, got {_kind(value)} {value!r}")
-        return None
-
-    def options(self, path: str, what: str, factory: Callable, options: Mapping, *, skip: int = 0,
-                common: tuple[str, ...] = ()) -> bool:
-        """Check ``options`` against ``factory``'s keyword parameters: unknown and missing keys.
-
-        ``common`` keys (such as a loss's ``weight``) are valid on every entry, so a typo of one is suggested.
-        """
-        try:
-            parameters = list(inspect.signature(factory).parameters.values())[skip:]
-        except (TypeError, ValueError):
-            return True  # no introspectable signature: let the factory itself complain
-        if any(p.kind is p.VAR_KEYWORD for p in parameters):
-            return True
-        keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        known = [*common, *keywords]
-        before = len(self.problems)
-        for key in options:
-            if key not in keywords:
-                valid = ", ".join(known) or "none"
-                self.add(f"{path}.{key}", f"unknown option '{key}' for {what}{suggest(key, known)}; valid: {valid}")
-        for p in parameters:
-            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in options:
-                self.add(path, f"missing required key '{p.name}' for {what}")
-        return len(self.problems) == before
-
-    # -- sections -------------------------------------------------------------------------------
 
     def image(self, path: str, entry: Any, *, weighted: bool) -> ImageRef | None:
         if not self.mapping(path, entry):
@@ -297,7 +223,7 @@ class _Checker:
         elif isinstance(value, list):
             resolved = [self.layer(f"{path}[{i}]", layer, factory, backbone.name) for i, layer in enumerate(value)]
         else:
-            self.add(path, f"expected a list of layer names, got {_kind(value)}")
+            self.add(path, f"expected a list of layer names, got {kind_of(value)}")
             return None
         return None if None in resolved else resolved
 
@@ -364,9 +290,3 @@ def _image_dict(ref: ImageRef, *, weighted: bool = True) -> dict[str, Any]:
 
 def _backbone_dict(spec: BackboneSpec) -> dict[str, Any]:
     return {"name": spec.name, "weights": spec.weights, "pooling": spec.pooling, **spec.options}
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", type(None): "nothing"}.get(
-        type(value), type(value).__name__
-    )
