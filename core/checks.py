@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from typing import Any, Callable, Mapping
 
 from .errors import Problem
@@ -51,10 +52,11 @@ class Checker:
             return float(value)
         return None
 
-    def choice(self, path: str, value: Any, options: tuple[str, ...]) -> str | None:
+    def choice(self, path: str, value: Any, options: tuple[Any, ...]) -> Any:
         if value in options:
             return value
-        self.add(path, f"'{value}' is not one of {', '.join(options)}{suggest(value, list(options))}")
+        names = [str(option) for option in options]
+        self.add(path, f"'{value}' is not one of {', '.join(names)}{suggest(value, names)}")
         return None
 
     def string(self, path: str, value: Any) -> str | None:
@@ -86,6 +88,34 @@ class Checker:
             if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in options:
                 self.add(path, f"missing required key '{p.name}' for {what}")
         return len(self.problems) == before
+
+
+    def annotated(self, path: str, factory: Callable, options: Mapping) -> bool:
+        """Check options against their parameters' annotations: ``Literal[...]`` choices and plain types."""
+        try:
+            parameters = inspect.signature(factory, eval_str=True).parameters
+        except Exception:  # an annotation that does not evaluate: nothing to check it against
+            return True
+        before = len(self.problems)
+        for key, value in options.items():
+            annotation = parameters[key].annotation if key in parameters else None
+            if typing.get_origin(annotation) is typing.Literal:
+                self.choice(f"{path}.{key}", value, typing.get_args(annotation))
+            elif annotation in PLAIN_TYPES and not _fits(value, annotation):
+                self.add(f"{path}.{key}", f"expected {PLAIN_TYPES[annotation]}, got {kind_of(value)} {value!r}")
+        return len(self.problems) == before
+
+
+# annotations checked as they are; unions, generics and classes are left to the factory itself
+PLAIN_TYPES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+def _fits(value: Any, annotation: type) -> bool:
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
 
 
 def kind_of(value: Any) -> str:

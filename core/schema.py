@@ -160,7 +160,7 @@ class _Checker(Checker):
         options = {k: v for k, v in value.items() if k not in ("name", "weights", "pooling")}
         factory = self.registry.get("backbone", name).factory
         valid = self.options("backbone", f"backbone '{name}'", factory, {"weights": 0, "pooling": 0, **options})
-        if weights is None or pooling is None or not valid:
+        if weights is None or pooling is None or not valid or not self.annotated("backbone", factory, options):
             return None
         return BackboneSpec(name, weights, pooling, options)
 
@@ -199,7 +199,8 @@ class _Checker(Checker):
         weight = self.number(f"{path}.weight", entry.get("weight", 1.0), 0.0)
         options = {k: v for k, v in entry.items() if k not in ("name", "weight")}
         factory = self.registry.get("loss", name).factory
-        if not self.options(path, f"loss '{name}'", factory, options, common=("name", "weight")) or weight is None:
+        checked = self.options(path, f"loss '{name}'", factory, options, common=("name", "weight"))
+        if not checked or not self.annotated(path, factory, options) or weight is None:
             return None
         if "layers" in options:
             if backbone is None:
@@ -243,7 +244,8 @@ class _Checker(Checker):
             return None
         options = {k: v for k, v in value.items() if k != "name"}
         factory = self.registry.get("optimizer", name).factory
-        if not self.options("optimizer", f"optimizer '{name}'", factory, options, skip=1, common=("name",)):
+        checked = self.options("optimizer", f"optimizer '{name}'", factory, options, skip=1, common=("name",))
+        if not checked or not self.annotated("optimizer", factory, options):
             return None
         import torch  # only to try the options on a throwaway parameter
 

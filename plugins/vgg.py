@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from stylefw import hookimpl
 from stylefw.errors import StylefwWarning, WeightsError
 
 from .vgg_config import CONFIGS, vgg_layer_names
-from .weights import InputSpace, VGGWeights, imagenet_weights, read_weights, torchvision_input
+from .weights import InputSpace, Layout, VGGWeights, imagenet_weights, read_weights, torchvision_input
 
 __all__ = ["VGG", "VGG16", "VGG19", "vgg_layer_names"]
 
@@ -43,8 +43,8 @@ class VGG(nn.Module):
     arch: ClassVar[str]
     layer_names: ClassVar[tuple[str, ...]]
 
-    def __init__(self, *, weights: str | Path = "imagenet", pooling: str = "max", seed: int = 0,
-                 layout: str = "auto") -> None:
+    def __init__(self, *, weights: str | Path = "imagenet", pooling: Literal["max", "avg"] = "max", seed: int = 0,
+                 layout: Layout = "auto") -> None:
         super().__init__()
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
