@@ -64,7 +64,7 @@ def write_photos(out: Path) -> list[Path]:
 
 def command(content: Path, style: Path, weights: Path, output: Path, extra: dict) -> str:
     """The ``stylefw recipe`` command for one image, with paths relative to the current directory."""
-    rel = lambda path: os.path.relpath(path)  # noqa: E731
+    rel = os.path.relpath
     args = ["stylefw", "recipe", rel(RECIPE), "--content", rel(content), "--style", rel(style),
             "--set", f"backbone.weights={weights}", "--output", rel(output)]
     for key, value in extra.items():
