@@ -94,19 +94,20 @@ class VGG(nn.Module):
 
     def truncate(self, layer: str) -> None:
         """Drop every module after ``layer``, the deepest one the recipe needs."""
+        self.features = self.features[: self._covered_index(layer, "the recipe needs") + 1]
+
+    def _covered_index(self, layer: str, needed: str) -> int:
+        """The position of ``layer``, which the loaded weights must reach."""
         index = self.layer_names.index(layer)
         if index >= self.covered:
             last = self.layer_names[self.covered - 1]
-            raise WeightsError(f"weights cover {self.arch} up to {last}; the recipe needs {layer}",
+            raise WeightsError(f"weights cover {self.arch} up to {last}; {needed} {layer}",
                                hint="use a file that goes deeper, or layers no deeper than " + last)
-        self.features = self.features[: index + 1]
+        return index
 
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         wanted = set(layers)
-        last = max(self.layer_names.index(name) for name in wanted)
-        if last >= self.covered:
-            raise WeightsError(f"weights cover {self.arch} up to {self.layer_names[self.covered - 1]}; "
-                               f"{self.layer_names[last]} was requested")
+        last = max(self._covered_index(name, "forward() was asked for") for name in wanted)
         outputs = {}
         x = F.conv2d(image, self.input_matrix, self.input_bias)
         for index, module in enumerate(self.features[: last + 1]):
