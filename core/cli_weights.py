@@ -8,13 +8,13 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from stylefw.plugins.vgg_config import CONFIGS, LAYOUTS  # torch-free, unlike plugins.weights
+
 from .errors import UserError, WeightsError
 
 __all__ = ["add_weights_parser", "cmd_inspect", "cmd_convert", "cmd_download", "summarise_ignored"]
 
-# stylefw.plugins.weights.LAYOUTS, repeated so that building the parser does not import torch
-LAYOUTS = ("auto", "torchvision", "caffe", "normalised", "keras")
-ARCHS = ("vgg16", "vgg19")
+ARCHS = tuple(CONFIGS)
 OUT_SUFFIXES = (".pth", ".pt", ".safetensors")
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
-__all__ = ["CONFIGS", "IMAGENET_MEAN", "IMAGENET_STD", "vgg_layer_names", "conv_shapes", "conv_positions"]
+__all__ = ["Layout", "LAYOUTS", "CONFIGS", "IMAGENET_MEAN", "IMAGENET_STD", "vgg_layer_names", "conv_shapes", "conv_positions"]
 
 # torchvision's configurations: channel counts, "M" for a pooling layer
 CONFIGS = {
     "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
     "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
+# the weight-file layouts stylefw reads; here, not in weights.py, so the CLI can list them without torch
+Layout = Literal["auto", "torchvision", "caffe", "normalised", "keras"]
+LAYOUTS: tuple[str, ...] = get_args(Layout)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

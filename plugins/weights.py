@@ -11,19 +11,18 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping, get_args
+from typing import Mapping
 
 import torch
 
 from stylefw.errors import WeightsError
 
-from .vgg_config import CONFIGS, IMAGENET_MEAN, IMAGENET_STD, conv_positions, conv_shapes, vgg_layer_names
+from .vgg_config import (CONFIGS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, Layout, conv_positions, conv_shapes,
+                         vgg_layer_names)
 
 __all__ = ["Layout", "LAYOUTS", "InputSpace", "VGGWeights", "read_weights", "from_state_dict", "imagenet_weights",
            "imagenet_file", "to_torchvision", "sha256_of", "torchvision_input", "caffe_input"]
 
-Layout = Literal["auto", "torchvision", "caffe", "normalised", "keras"]
-LAYOUTS: tuple[str, ...] = get_args(Layout)
 KNOWN_LAYOUTS = (
     "torchvision: .pth/.pt/.safetensors state dict with features.N.weight or N.weight keys",
     "caffe: the neural-style-pt conversions vgg19-d01eb7cb.pth and vgg16-00b39a1b.pth",
