@@ -111,7 +111,7 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
     steps = optimise(image, backbone, losses, [spec.weight for spec in recipe.losses],
                      [spec.label for spec in recipe.losses], optimizer, recipe.steps, recipe.layers)
     trace, interrupted = _drive(steps, on_step, recipe, image, registry, str(device), save)
-    result = Result(to_pil(image), image.detach(), tuple(trace), recipe, str(device), interrupted)
+    result = Result(to_pil(image), image.detach().clamp(0, 1), tuple(trace), recipe, str(device), interrupted)
     if save and recipe.output is not None:
         save_result(result, recipe.output, registry=registry)
         result = dataclasses.replace(result, output=recipe.output)
@@ -127,7 +127,7 @@ def _drive(steps, on_step, recipe: Recipe, image: torch.Tensor, registry: Regist
             if on_step:
                 on_step(step)
             if save and recipe.output and recipe.save_every and step.step % recipe.save_every == 0:
-                partial = Result(to_pil(image), image.detach(), tuple(trace), recipe, device, False)
+                partial = Result(to_pil(image), image.detach().clamp(0, 1), tuple(trace), recipe, device, False)
                 save_result(partial, _intermediate(recipe.output, step.step), registry=registry, sidecar=False)
     except KeyboardInterrupt:
         return trace, True

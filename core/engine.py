@@ -132,7 +132,14 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
 
 def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], labels: list[str],
              optimizer: torch.optim.Optimizer, steps: int, layers: list[str]) -> Iterator[Step]:
-    """Step ``optimizer`` on ``image`` ``steps`` times, yielding a Step after each; keeps it in [0, 1]."""
+    """Step ``optimizer`` on ``image`` ``steps`` times, yielding a Step after each.
+
+    The losses always see ``image`` clamped to [0, 1], the picture that will be saved, so the function
+    optimised is the same at every evaluation. After a step that evaluated it once (Adam, SGD) the image
+    is also projected into the box: projected gradient descent. A step that evaluated it several times
+    (L-BFGS) is left alone, since moving the point after its line search would contradict the curvature
+    history it just built; pixels past the box then simply stop pulling.
+    """
     start = time.perf_counter()
     for number in range(1, steps + 1):
         values: list[torch.Tensor] = []
@@ -140,18 +147,20 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
-            features = backbone(image, layers) if layers else {}
-            values[:] = [loss(features, image) for loss in losses]
+            pixels = image.clamp(0, 1)
+            features = backbone(pixels, layers) if layers else {}
+            values[:] = [loss(features, pixels) for loss in losses]
             total = sum(weight * value for weight, value in zip(weights, values))
             total.backward()
-            totals[:] = [total]
+            totals.append(total)
             return total
 
         optimizer.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
+        if len(totals) == 1:
+            with torch.no_grad():
+                image.clamp_(0, 1)
         # the total of the last evaluation, like the terms: L-BFGS evaluates many times and returns the first
-        loss = float(totals[0].detach())
+        loss = float(totals[-1].detach())
         if loss != loss or loss in (float("inf"), float("-inf")):
             raise RunError(f"the loss became {loss} at step {number}",
                            hint="lower optimizer.lr or the loss weights")

@@ -1,15 +1,29 @@
-"""The Gatys et al. loss terms: content (feature MSE), gram (style) and tv (total variation)."""
+"""The Gatys et al. loss terms: content (feature MSE), gram (style) and tv (total variation).
+
+``content`` and ``gram`` take ``normalize``:
+
+- ``relative`` (the default): each layer's squared error is divided by its target's squared magnitude,
+  ``||x - t||² / ||t||²``, and the layer weights by their sum. A layer's activation scale then cancels, so
+  at weight 1 every layer, and the content term against the style term, pulls on the image with comparable
+  force; the loss weights of a recipe are real ratios.
+- ``classic``: the mean squared error of Gatys et al. (features, or Gram matrices divided by C·H·W), with
+  layer weights summed as given. Layers then differ in force by orders of magnitude.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from stylefw import hookimpl
 
-__all__ = ["gram", "ContentLoss", "GramLoss", "TVLoss"]
+__all__ = ["gram", "Normalize", "ContentLoss", "GramLoss", "TVLoss", "layer_weights"]
+
+Normalize = Literal["relative", "classic"]
+# the smallest target magnitude a relative error divides by: a layer a ReLU zeroes everywhere has none
+_TINY = 1e-12
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -19,58 +33,83 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
-def _layer_list(layers: Sequence[str]) -> list[str]:
-    if isinstance(layers, str) or not layers:
+def layer_weights(layers: Sequence[str] | Mapping[str, float], normalize: str = "classic") -> dict[str, float]:
+    """Each layer's weight: 1 for a list, the values of a mapping; divided by their sum when ``relative``."""
+    if isinstance(layers, Mapping):
+        if not layers:
+            raise ValueError("layers must name at least one layer")
+        weights = {layer: _weight(layer, value) for layer, value in layers.items()}
+    elif isinstance(layers, str) or not layers:
         raise ValueError("layers must be a non-empty list of layer names")
-    return list(layers)
-
-
-class ContentLoss:
-    """Mean squared error between the image's features and the content image's, summed over layers."""
-
-    def __init__(self, *, layers: Sequence[str]) -> None:
-        self.layers = _layer_list(layers)
-        self.targets: dict[str, torch.Tensor] = {}
-
-    def prepare(self, targets) -> None:
-        self.targets = {layer: targets.content[layer] for layer in self.layers}
-
-    def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return sum(F.mse_loss(features[layer], self.targets[layer]) for layer in self.layers)
-
-
-class GramLoss:
-    """Mean squared error between Gram matrices and the style images' blended Gram matrices.
-
-    ``layers`` is a list of layer names, or a mapping of layer name to that layer's weight.
-    """
-
-    def __init__(self, *, layers: Sequence[str] | Mapping[str, float]) -> None:
-        if isinstance(layers, Mapping):
-            if not layers:
-                raise ValueError("layers must name at least one layer")
-            self.layer_weights = {layer: _weight(layer, value) for layer, value in layers.items()}
-        else:
-            self.layer_weights = {layer: 1.0 for layer in _layer_list(layers)}
-        self.layers = list(self.layer_weights)
-        self.targets: dict[str, torch.Tensor] = {}
-
-    def prepare(self, targets) -> None:
-        self.targets = {
-            layer: sum(blend * gram(features[layer]) for features, blend in targets.styles) for layer in self.layers
-        }
-
-    def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return sum(
-            weight * F.mse_loss(gram(features[layer]), self.targets[layer])
-            for layer, weight in self.layer_weights.items()
-        )
+    else:
+        weights = dict.fromkeys(layers, 1.0)
+    if normalize not in ("relative", "classic"):
+        raise ValueError(f"normalize must be 'relative' or 'classic', not {normalize!r}")
+    total = sum(weights.values())
+    if normalize == "relative":
+        if total <= 0:
+            raise ValueError("at least one layer weight must be above 0")
+        return {layer: weight / total for layer, weight in weights.items()}
+    return weights
 
 
 def _weight(layer: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"the weight of layer {layer} must be a number >= 0, not {value!r}")
     return float(value)
+
+
+class _LayerDistance:
+    """A weighted sum over layers of a distance to per-layer targets, classic MSE or relative error."""
+
+    def __init__(self, layers: Sequence[str] | Mapping[str, float], normalize: str) -> None:
+        self.layer_weights = layer_weights(layers, normalize)
+        self.layers = list(self.layer_weights)
+        self.normalize = normalize
+        self.targets: dict[str, torch.Tensor] = {}
+        self.scales: dict[str, float] = {}
+
+    def _set_targets(self, targets: dict[str, torch.Tensor]) -> None:
+        self.targets = targets
+        # classic: the mean; relative: the sum divided by the target's squared magnitude (fixed, so once)
+        self.scales = {layer: 1 / max(float(target.pow(2).sum()), _TINY) if self.normalize == "relative"
+                       else 1 / target.numel() for layer, target in targets.items()}
+
+    def _distance(self, layer: str, value: torch.Tensor) -> torch.Tensor:
+        return (value - self.targets[layer]).pow(2).sum() * self.scales[layer]
+
+
+class ContentLoss(_LayerDistance):
+    """Squared error between the image's features and the content image's, over layers."""
+
+    def __init__(self, *, layers: Sequence[str] | Mapping[str, float], normalize: Normalize = "relative") -> None:
+        super().__init__(layers, normalize)
+
+    def prepare(self, targets) -> None:
+        self._set_targets({layer: targets.content[layer] for layer in self.layers})
+
+    def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        return sum(weight * self._distance(layer, features[layer]) for layer, weight in self.layer_weights.items())
+
+
+class GramLoss(_LayerDistance):
+    """Squared error between Gram matrices and the style images' blended Gram matrices.
+
+    ``layers`` is a list of layer names, or a mapping of layer name to that layer's weight.
+    """
+
+    def __init__(self, *, layers: Sequence[str] | Mapping[str, float], normalize: Normalize = "relative") -> None:
+        super().__init__(layers, normalize)
+
+    def prepare(self, targets) -> None:
+        self._set_targets({
+            layer: sum(blend * gram(features[layer]) for features, blend in targets.styles) for layer in self.layers
+        })
+
+    def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        return sum(
+            weight * self._distance(layer, gram(features[layer])) for layer, weight in self.layer_weights.items()
+        )
 
 
 class TVLoss:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar, Literal, Sequence
+from typing import ClassVar, Literal, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,10 @@ from stylefw.errors import StylefwWarning, WeightsError
 from .vgg_config import CONFIGS, vgg_layer_names
 from .weights import InputSpace, Layout, VGGWeights, imagenet_weights, read_weights, torchvision_input
 
-__all__ = ["VGG", "VGG16", "VGG19", "vgg_layer_names"]
+__all__ = ["VGG", "VGG16", "VGG19", "FirstPadding", "vgg_layer_names"]
+
+FirstPadding = Literal["auto", "zeros", "reflect", "replicate"]
+FIRST_PADDINGS: tuple[str, ...] = get_args(FirstPadding)
 
 
 def _features(config: Sequence[int | str], pooling: str) -> nn.Sequential:
@@ -37,14 +40,15 @@ class VGG(nn.Module):
     """A frozen VGG ``features`` stack that takes RGB in [0, 1] and returns the requested layers.
 
     ``weights`` is ``imagenet``, ``random`` or a file in any layout ``stylefw weights inspect`` knows;
-    the file's input space (channel order, range, mean) is applied before conv1_1.
+    the file's input space (channel order, range, mean) is applied before conv1_1. ``first_padding`` is
+    conv1_1's padding; ``auto`` is ``replicate``, or ``reflect`` for weights that reflect throughout.
     """
 
     arch: ClassVar[str]
     layer_names: ClassVar[tuple[str, ...]]
 
     def __init__(self, *, weights: str | Path = "imagenet", pooling: Literal["max", "avg"] = "max", seed: int = 0,
-                 layout: Layout = "auto") -> None:
+                 layout: Layout = "auto", first_padding: FirstPadding = "auto") -> None:
         super().__init__()
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
@@ -57,6 +61,7 @@ class VGG(nn.Module):
             self.load_weights(imagenet_weights(self.arch))
         else:
             self.load_weights(read_weights(Path(weights), layout=layout))
+        self._pad_first_conv(first_padding)
         self.requires_grad_(False)
         self.eval()
 
@@ -91,6 +96,17 @@ class VGG(nn.Module):
             module.padding_mode = weights.padding
         self._set_input_space(weights.input_space)
         self.covered = weights.covered(self.arch)
+
+    def _pad_first_conv(self, mode: str) -> None:
+        """Pad conv1_1's input as ``mode`` says; ``auto`` replicates edge pixels unless the weights reflect."""
+        if mode not in FIRST_PADDINGS:
+            raise ValueError(f"first_padding must be one of {', '.join(FIRST_PADDINGS)}, not {mode!r}")
+        first = self.features[0]
+        if mode == "auto":
+            # zero padding in conv1_1 reads the border as a wall of the mean colour, which the optimisation
+            # answers with a bright rim; copied edge pixels look like more of the picture
+            mode = "reflect" if first.padding_mode == "reflect" else "replicate"
+        first.padding_mode = mode
 
     def truncate(self, layer: str) -> None:
         """Drop every module after ``layer``, the deepest one the recipe needs."""

@@ -45,8 +45,11 @@ NOT_DECREASING = {"d2l.yaml": "Adam lr 0.3 moves every pixel by 0.3 on step 1"}
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    return make_inputs(tmp_path_factory.mktemp("golden-inputs"))
+
+
+def make_inputs(folder: Path) -> tuple[Path, Path]:
     """A smooth, slightly noisy content image and a striped style image, from a seeded generator."""
-    folder = tmp_path_factory.mktemp("golden-inputs")
     rng = np.random.default_rng(20240501)
     y, x = np.mgrid[0:48, 0:64]
     content = np.stack([x / 63, y / 47, 0.5 + 0.25 * np.sin(x / 5) * np.cos(y / 7)], -1) + 0.1 * rng.random((48, 64, 3))

@@ -44,8 +44,7 @@ def test_gram_is_divided_by_channels_height_and_width():
 def test_style_loss_of_a_texture_hardly_depends_on_image_size(vgg):
     """Tiled at 32 and 64 px, the same pair of textures gives a style loss within 10%.
 
-    Not exactly equal: zero padding at the borders weighs more in the smaller image (the difference is
-    about 4% here). Without the H·W normalisation the loss would grow 16-fold from 32 to 64 px.
+    Not exactly equal: the padding at the borders weighs more in the smaller image (a few percent here). Without the H·W normalisation the loss would grow 16-fold from 32 to 64 px.
     """
     losses = []
     for size in (32, 64):
@@ -57,25 +56,58 @@ def test_style_loss_of_a_texture_hardly_depends_on_image_size(vgg):
     assert losses[1] == pytest.approx(losses[0], rel=0.1)
 
 
-def test_content_loss_is_the_mean_squared_error_summed_over_layers():
+def test_classic_content_loss_is_the_mean_squared_error_summed_over_layers():
     target = {"a": torch.randn(1, 2, 4, 4), "b": torch.randn(1, 3, 2, 2)}
     image = {"a": torch.randn(1, 2, 4, 4), "b": torch.randn(1, 3, 2, 2)}
-    loss = ContentLoss(layers=["a", "b"])
+    loss = ContentLoss(layers=["a", "b"], normalize="classic")
     loss.prepare(Targets(target))
     expected = sum(((image[k] - target[k]) ** 2).mean() for k in "ab")
     assert float(loss(image, torch.zeros(1))) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_relative_content_loss_is_the_error_relative_to_the_target_averaged_over_layers():
+    target = {"a": torch.randn(1, 2, 4, 4), "b": 100 * torch.randn(1, 3, 2, 2)}
+    image = {"a": torch.randn(1, 2, 4, 4), "b": 100 * torch.randn(1, 3, 2, 2)}
+    loss = ContentLoss(layers=["a", "b"])
+    loss.prepare(Targets(target))
+    relative = [float((image[k] - target[k]).pow(2).sum() / target[k].pow(2).sum()) for k in "ab"]
+    assert float(loss(image, torch.zeros(1))) == pytest.approx(sum(relative) / 2, rel=1e-5)
+
+
+def test_relative_loss_does_not_depend_on_a_layers_activation_scale():
+    """Scaling a layer's features (image and target alike) leaves its relative loss unchanged."""
+    style, image = torch.rand(1, 4, 6, 6), torch.rand(1, 4, 6, 6)
+    values = []
+    for scale in (1.0, 1000.0):
+        for factory in (ContentLoss, GramLoss):
+            loss = factory(layers=["a"])
+            loss.prepare(Targets({"a": scale * style}, [({"a": scale * style}, 1.0)]))
+            values.append(float(loss({"a": scale * image}, image)))
+    assert values[2:] == pytest.approx(values[:2], rel=1e-5)
+    assert min(values) > 0
 
 
 def test_gram_loss_weights_each_layer_by_its_mapping_value():
     style = {"a": torch.randn(1, 2, 4, 4), "b": torch.randn(1, 3, 4, 4)}
     image = {"a": torch.randn(1, 2, 4, 4), "b": torch.randn(1, 3, 4, 4)}
     per_layer = {k: float(F.mse_loss(gram(image[k]), gram(style[k]))) for k in "ab"}
-    loss = GramLoss(layers={"a": 2.0, "b": 0.5})
+    loss = GramLoss(layers={"a": 2.0, "b": 0.5}, normalize="classic")
     loss.prepare(Targets({}, [(style, 1.0)]))
     assert float(loss(image, torch.zeros(1))) == pytest.approx(2.0 * per_layer["a"] + 0.5 * per_layer["b"], rel=1e-5)
-    plain = GramLoss(layers=["a", "b"])
+    plain = GramLoss(layers=["a", "b"], normalize="classic")
     plain.prepare(Targets({}, [(style, 1.0)]))
     assert float(plain(image, torch.zeros(1))) == pytest.approx(per_layer["a"] + per_layer["b"], rel=1e-5)
+    # relative: each layer's error over its target's magnitude, the weights made to sum to 1
+    relative = {k: float((gram(image[k]) - gram(style[k])).pow(2).sum() / gram(style[k]).pow(2).sum()) for k in "ab"}
+    balanced = GramLoss(layers={"a": 2.0, "b": 0.5})
+    balanced.prepare(Targets({}, [(style, 1.0)]))
+    assert float(balanced(image, torch.zeros(1))) == pytest.approx(0.8 * relative["a"] + 0.2 * relative["b"], rel=1e-5)
+
+
+@pytest.mark.parametrize("layers", [{"a": 0.0}, {"a": -1.0}, {}, [], "a"])
+def test_layer_weights_that_cannot_be_normalised_are_refused(layers):
+    with pytest.raises(ValueError):
+        GramLoss(layers=layers)
 
 
 def test_several_style_images_are_blended_by_their_normalised_weights(vgg):

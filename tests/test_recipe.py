@@ -238,7 +238,7 @@ def test_every_problem_is_reported_at_once(images: Path) -> None:
     assert problems(data, images) == [
         f"sise: unknown key 'sise' (did you mean size?); valid keys: {TOP_LEVEL_KEYS}",
         "losses[0].wieght: unknown option 'wieght' for loss 'content' (did you mean weight?); "
-        "valid: name, weight, layers",
+        "valid: name, weight, layers, normalize",
         "losses[1].layers[4]: unknown layer 'conv9_9' for vgg19 (did you mean conv5_1?)",
         f"losses[2].name: unknown loss 'gramm' (did you mean gram?); installed: {installed}",
         "optimizer: optimizer 'adam' rejects these options: Invalid learning rate: -1",
@@ -401,7 +401,34 @@ def test_d2l_indices_are_conv1_1_to_conv5_1_and_conv4_4(images: Path) -> None:
         "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1", "conv4_4", "conv4_2"]
     assert layers_of(images, [0, 5, 10, 19, 28]) == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
     assert layers_of(images, [25, "21"]) == ["conv4_4", "conv4_2"]
-    assert load_recipe("d2l.yaml").losses[0].options["layers"] == ["conv4_4"]
+
+
+def test_d2l_recipe_reads_what_the_books_in_place_relus_leave(tmp_path: Path) -> None:
+    """The book keeps ``features[i]``'s output for i in [0, 5, 10, 19, 28] and [25], then runs the next
+    module, an in-place ReLU, which overwrites it: d2l.yaml must name the layers the book really reads."""
+    import torch
+    import torchvision
+
+    from stylefw.plugins.vgg import VGG19
+    from stylefw.plugins.vgg_config import IMAGENET_MEAN, IMAGENET_STD
+
+    torch.manual_seed(0)
+    features = torchvision.models.vgg19(weights=None).features[:29].eval()
+    torch.save(features.state_dict(), tmp_path / "vgg19.pth")
+    image = torch.rand(1, 3, 40, 40)
+    x = (image - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    kept = {}
+    with torch.no_grad():
+        for index, module in enumerate(features):  # the book's extract_features loop
+            x = module(x)
+            if index in (0, 5, 10, 19, 28, 25):
+                kept[index] = x
+    recipe = load_recipe("d2l.yaml")
+    style, content = recipe.losses[1].options["layers"], recipe.losses[0].options["layers"]
+    ours = VGG19(weights=str(tmp_path / "vgg19.pth"), first_padding="zeros")(image, style + content)
+    for index, layer in zip((0, 5, 10, 19, 28, 25), style + content):
+        torch.testing.assert_close(ours[layer], kept[index], rtol=1e-4, atol=1e-4)
+    assert style + content == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "conv5_1", "relu4_4"]
 
 
 def test_conv_relu_and_pool_names_are_accepted(images: Path) -> None:

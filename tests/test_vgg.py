@@ -116,7 +116,7 @@ def test_torchvision_state_dict_file_loads(tmp_path, layout):
         assert any(key.startswith("classifier.") for key in state)
         path = tmp_path / "vgg19.pth"
         torch.save(state, path)
-    backbone = VGG19(weights=str(path))
+    backbone = VGG19(weights=str(path), first_padding="zeros")  # torchvision pads with zeros
     image = torch.rand(1, 3, 32, 32)
     normalised = (image - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     ours = backbone(image, ["conv1_1", "relu5_4"])

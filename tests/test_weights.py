@@ -149,7 +149,7 @@ def hed():
             kernel, bias = handle[f"{group}/vars/0"][()], handle[f"{group}/vars/1"][()]
             oihw = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))  # (H, W, I, O) -> (O, I, H, W)
             convs.append((torch.from_numpy(oihw), torch.from_numpy(bias)))
-    return convs, VGG16(weights=str(HED))
+    return convs, VGG16(weights=str(HED), first_padding="zeros")  # as the reference pads
 
 
 @needs_hed
@@ -233,7 +233,7 @@ def test_caffe_file_found_by_its_name_reads_bgr_0_255_minus_the_mean(tmp_path, a
     assert read_weights(path).layout == "caffe"
     x = image()
     expected = reference(caffe_preprocess(x), first_convs(features, 5))
-    compare((VGG19 if arch == "vgg19" else VGG16)(weights=str(path)), expected, ["conv1_1", "relu2_1", "relu3_1"], x)
+    compare((VGG19 if arch == "vgg19" else VGG16)(weights=str(path), first_padding="zeros"), expected, ["conv1_1", "relu2_1", "relu3_1"], x)
 
 
 def test_caffe_file_found_by_the_sha256_prefix_of_its_contents(tmp_path, monkeypatch):
@@ -250,9 +250,9 @@ def test_layout_caffe_forces_caffe_input_for_a_file_with_another_name(tmp_path):
     path = save_truncated(features, 5, tmp_path / "my_vgg19.pth")
     x = image()
     expected = reference(caffe_preprocess(x), first_convs(features, 5))
-    compare(VGG19(weights=str(path), layout="caffe"), expected, ["conv1_1", "relu3_1"], x)
+    compare(VGG19(weights=str(path), layout="caffe", first_padding="zeros"), expected, ["conv1_1", "relu3_1"], x)
     with torch.no_grad():  # the same file without the override is torchvision's input space
-        auto = VGG19(weights=str(path))(x, ["conv1_1"])["conv1_1"]
+        auto = VGG19(weights=str(path), first_padding="zeros")(x, ["conv1_1"])["conv1_1"]
     assert not torch.allclose(auto, expected["conv1_1"], rtol=0.01, atol=0.01 * expected["conv1_1"].abs().max())
 
 
@@ -277,7 +277,7 @@ def test_torchvision_state_dict_matches_torchvision_on_normalised_input(tmp_path
     else:
         torch.save(state, path)
     assert read_weights(path).layout == "torchvision"
-    backbone = VGG19(weights=str(path))
+    backbone = VGG19(weights=str(path), first_padding="zeros")  # torchvision pads with zeros
     x = image()
     normalised = torchvision_preprocess(x)
     with torch.no_grad():
@@ -349,7 +349,8 @@ def test_keras2_h5_takes_its_layer_order_from_layer_names(tmp_path, names):
     assert_same_convs(weights, arrays)
     assert any("fc1" in ignored for ignored in weights.ignored)
     x = image()
-    compare(VGG19(weights=str(path)), reference(caffe_preprocess(x), as_torch(arrays[:5])), ["conv1_1", "relu3_1"], x)
+    compare(VGG19(weights=str(path), first_padding="zeros"), reference(caffe_preprocess(x), as_torch(arrays[:5])),
+            ["conv1_1", "relu3_1"], x)
 
 
 @pytest.mark.parametrize("style", ["layers/block1_conv1", "layers/conv2d_N"])
@@ -377,7 +378,8 @@ def test_keras3_weights_h5_orders_its_layers_naturally(tmp_path, style):
     assert_same_convs(weights, arrays)
     assert {"layers/fc1/vars", "layers/predictions/vars"} <= set(weights.ignored)
     x = image()
-    compare(VGG19(weights=str(path)), reference(caffe_preprocess(x), as_torch(arrays[:5])), ["relu1_2", "relu3_1"], x)
+    compare(VGG19(weights=str(path), first_padding="zeros"), reference(caffe_preprocess(x), as_torch(arrays[:5])),
+            ["relu1_2", "relu3_1"], x)
 
 
 # --- to_torchvision: what `stylefw weights convert` writes -------------------------------------------
@@ -394,10 +396,12 @@ BORDER_RTOL = 1e-2
 
 
 def fold_and_reload(tmp_path: Path, source: Path, cls, **kwargs):
-    original = cls(weights=str(source), **kwargs)
-    folded = to_torchvision(read_weights(source, **kwargs), cls.arch)
+    weights = read_weights(source, **kwargs)
+    # both with the file's own padding everywhere: the fold's border behaviour is what is tested
+    original = cls(weights=str(source), first_padding=weights.padding, **kwargs)
+    folded = to_torchvision(weights, cls.arch)
     torch.save(folded, tmp_path / "converted.pth")
-    converted = cls(weights=str(tmp_path / "converted.pth"), layout="torchvision")
+    converted = cls(weights=str(tmp_path / "converted.pth"), layout="torchvision", first_padding=weights.padding)
     return original, converted, folded
 
 
