@@ -146,7 +146,7 @@ def test_optimizer_steps_with_a_closure_and_changes_the_parameter(entry):
 
 
 def test_the_hookspecs_are_found():
-    assert HOOKS == ["register_backbones", "register_losses", "register_optimizers"]
+    assert HOOKS == ["register_backbones", "register_losses", "register_optimizers", "register_schedulers"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
