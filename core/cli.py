@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_arguments(validate)
     validate.set_defaults(handler=cmd_validate)
 
-    listing = commands.add_parser("list", parents=[common], help="backbones, losses, optimizers, schedulers and recipes")
+    listing = commands.add_parser("list", parents=[common],
+                                  help="backbones, losses, optimizers, schedulers and recipes")
     listing.set_defaults(handler=cmd_list)
     plugins = commands.add_parser("plugins", parents=[common], help="installed plugins and their versions")
     plugins.set_defaults(handler=cmd_plugins)

@@ -326,11 +326,13 @@ def test_the_example_plugin_has_no_scheduler_hook_and_its_optimizer_takes_a_sche
     assert run_rates(monkeypatch, data).used == [0.04, 0.04, 0.02, 0.02]
 
 
-def test_list_and_plugins_show_the_schedulers(capsys):
+def test_list_and_plugins_show_the_schedulers(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that rich wraps no cell
     assert main(["list"]) == 0
     rows = [re.split(r"\s{2,}", line.strip())[:3] for line in capsys.readouterr().out.splitlines()]
     for name in ("none", "step", "exponential", "cosine"):
         assert ["scheduler", name, "stylefw.plugins.schedulers"] in rows
     assert main(["plugins"]) == 0
-    out = " ".join(capsys.readouterr().out.split())
-    assert "stylefw.plugins.schedulers stylefw" in out and "scheduler step" in out
+    row = next(line for line in capsys.readouterr().out.splitlines() if "stylefw.plugins.schedulers" in line)
+    assert row.split()[:3] == ["stylefw.plugins.schedulers", "stylefw", stylefw.__version__]
+    assert "scheduler cosine, scheduler exponential, scheduler none, scheduler step" in row
