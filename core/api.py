@@ -109,13 +109,23 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
     image = initial_image(recipe.init, content, styles[0])
     optimizer = registry.get("optimizer", recipe.optimizer.name).factory([image], **recipe.optimizer.options)
     steps = optimise(image, backbone, losses, [spec.weight for spec in recipe.losses],
-                     [spec.label for spec in recipe.losses], optimizer, recipe.steps, recipe.layers)
+                     [spec.label for spec in recipe.losses], optimizer, recipe.steps, recipe.layers,
+                     scheduler=_scheduler(recipe, registry, optimizer))
     trace, interrupted = _drive(steps, on_step, recipe, image, registry, str(device), save)
     result = Result(to_pil(image), image.detach().clamp(0, 1), tuple(trace), recipe, str(device), interrupted)
     if save and recipe.output is not None:
         save_result(result, recipe.output, registry=registry)
         result = dataclasses.replace(result, output=recipe.output)
     return result
+
+
+def _scheduler(recipe: Recipe, registry: Registry, optimizer: torch.optim.Optimizer) -> Any:
+    """The recipe's learning-rate schedule on ``optimizer``, or None for a constant rate."""
+    schedule = recipe.optimizer.schedule
+    if schedule is None:
+        return None
+    factory = registry.get("scheduler", schedule.name).factory
+    return factory(optimizer, total_steps=recipe.steps, **schedule.options)
 
 
 def _drive(steps, on_step, recipe: Recipe, image: torch.Tensor, registry: Registry, device: str,

@@ -66,10 +66,11 @@ class Checker:
         return None
 
     def options(self, path: str, what: str, factory: Callable, options: Mapping, *, skip: int = 0,
-                common: tuple[str, ...] = ()) -> bool:
+                common: tuple[str, ...] = (), given: tuple[str, ...] = ()) -> bool:
         """Check ``options`` against ``factory``'s keyword parameters: unknown and missing keys.
 
         ``common`` keys (such as a loss's ``weight``) are valid on every entry, so a typo of one is suggested.
+        ``given`` parameters (a scheduler's ``total_steps``) are passed by stylefw, never by the user.
         """
         try:
             parameters = list(inspect.signature(factory).parameters.values())[skip:]
@@ -77,7 +78,8 @@ class Checker:
             return True  # no introspectable signature: let the factory itself complain
         if any(p.kind is p.VAR_KEYWORD for p in parameters):
             return True
-        keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        keywords = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                    and p.name not in given]
         known = [*common, *keywords]
         before = len(self.problems)
         for key in options:
@@ -85,7 +87,7 @@ class Checker:
                 valid = ", ".join(known) or "none"
                 self.add(f"{path}.{key}", f"unknown option '{key}' for {what}{suggest(key, known)}; valid: {valid}")
         for p in parameters:
-            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in options:
+            if p.default is p.empty and p.name in keywords and p.name not in options:
                 self.add(path, f"missing required key '{p.name}' for {what}")
         return len(self.problems) == before
 

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_arguments(validate)
     validate.set_defaults(handler=cmd_validate)
 
-    listing = commands.add_parser("list", parents=[common], help="backbones, losses, optimizers and recipes")
+    listing = commands.add_parser("list", parents=[common],
+                                  help="backbones, losses, optimizers, schedulers and recipes")
     listing.set_defaults(handler=cmd_list)
     plugins = commands.add_parser("plugins", parents=[common], help="installed plugins and their versions")
     plugins.set_defaults(handler=cmd_plugins)
@@ -119,8 +120,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     recipe = load_recipe(path, overrides_from(args))
     if not args.quiet:
         losses = ", ".join(f"{loss.label} ×{loss.weight:g}" for loss in recipe.losses)
+        schedule = recipe.optimizer.schedule
+        with_schedule = f" with the {schedule.name} schedule" if schedule else ""
         print(f"{path}: valid. {recipe.backbone.name} ({recipe.backbone.weights} weights), losses: {losses}; "
-              f"{recipe.optimizer.name} for {recipe.steps} steps at {recipe.size} px")
+              f"{recipe.optimizer.name}{with_schedule} for {recipe.steps} steps at {recipe.size} px")
     return EXIT_OK
 
 

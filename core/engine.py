@@ -131,7 +131,8 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
 
 
 def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], labels: list[str],
-             optimizer: torch.optim.Optimizer, steps: int, layers: list[str]) -> Iterator[Step]:
+             optimizer: torch.optim.Optimizer, steps: int, layers: list[str], *,
+             scheduler: Any = None) -> Iterator[Step]:
     """Step ``optimizer`` on ``image`` ``steps`` times, yielding a Step after each.
 
     The losses always see ``image`` clamped to [0, 1], the picture that will be saved, so the function
@@ -156,6 +157,8 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
             return total
 
         optimizer.step(closure)
+        if scheduler is not None:  # anything with step(), such as torch's LRScheduler
+            scheduler.step()
         if len(totals) == 1:
             with torch.no_grad():
                 image.clamp_(0, 1)

@@ -27,3 +27,13 @@ def register_losses(register: Register) -> None:
 @hookspec
 def register_optimizers(register: Register) -> None:
     """Register optimizers: ``register("adam", factory)``; ``factory(params, **kwargs)`` returns one."""
+
+
+@hookspec
+def register_schedulers(register: Register) -> None:
+    """Register learning-rate schedules: ``register("step", factory)``; factories return an object with ``step()``.
+
+    ``factory(optimizer, *, total_steps, **options)`` gets the built optimizer, the run's number of steps and
+    the recipe's ``optimizer.schedule`` keys other than ``name``; a ``torch.optim.lr_scheduler.LRScheduler``
+    qualifies. The engine calls ``step()`` once after each optimizer step.
+    """

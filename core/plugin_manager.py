@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "stylefw.plugins.vgg",
     "stylefw.plugins.losses",
     "stylefw.plugins.optimizers",
+    "stylefw.plugins.schedulers",
 )
 
 

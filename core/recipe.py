@@ -19,6 +19,7 @@ __all__ = [
     "BackboneSpec",
     "LossSpec",
     "OptimizerSpec",
+    "ScheduleSpec",
     "Recipe",
     "builtin_recipes",
     "is_url",
@@ -64,11 +65,20 @@ class LossSpec:
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """Which learning-rate schedule to use and its options (the engine adds ``total_steps``)."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
-    """Which optimizer to use and the keyword arguments to pass it."""
+    """Which optimizer to use, the keyword arguments to pass it, and its schedule (None: a constant rate)."""
 
     name: str
     options: Mapping[str, Any]
+    schedule: ScheduleSpec | None = None
 
 
 @dataclass(frozen=True)

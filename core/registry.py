@@ -1,4 +1,4 @@
-"""Registries of backbones, losses and optimizers, filled by the plugins' ``register_*`` hooks."""
+"""Registries of backbones, losses, optimizers and schedulers, filled by the plugins' ``register_*`` hooks."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ KINDS = {
     "backbone": "register_backbones",
     "loss": "register_losses",
     "optimizer": "register_optimizers",
+    "scheduler": "register_schedulers",
 }
 
 

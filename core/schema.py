@@ -10,7 +10,8 @@ from typing import Any
 from .checks import Checker, kind_of
 from .errors import Problem
 from .layers import resolve_layer
-from .recipe import BackboneSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, IMAGE_SUFFIXES, is_url
+from .recipe import (BackboneSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, ScheduleSpec, IMAGE_SUFFIXES,
+                     is_url)
 from .registry import Registry
 
 __all__ = ["DEFAULTS", "normalise", "anchor_paths", "validate"]
@@ -50,6 +51,9 @@ def normalise(data: dict) -> dict:
     for key in ("backbone", "optimizer"):
         if isinstance(data.get(key), str):
             data[key] = {"name": data[key]}
+    optimizer = data.get("optimizer")
+    if isinstance(optimizer, dict) and isinstance(optimizer.get("schedule"), str):
+        optimizer["schedule"] = {"name": optimizer["schedule"]}
     return data
 
 
@@ -101,7 +105,7 @@ class _Checker(Checker):
         styles = self.styles(values["style"]) if values["style"] is not None else None
         backbone = self.backbone(values["backbone"])
         losses = self.losses(values["losses"], backbone) if values["losses"] is not None else None
-        optimizer = self.optimizer(values["optimizer"])
+        optimizer = self.optimizer(values["optimizer"], values["steps"])
         size = self.integer("size", values["size"], 16, 16384)
         style_scale = self.number("style_scale", values["style_scale"], 0.01, 16.0)
         steps = self.integer("steps", values["steps"], 1, 1_000_000)
@@ -115,7 +119,7 @@ class _Checker(Checker):
         resolved = {**values, "content": _image_dict(content, weighted=False), "style": [_image_dict(s) for s in styles]}
         resolved.update(output=str(output) if output else None, backbone=_backbone_dict(backbone))
         resolved.update(losses=[{"name": l.name, "weight": l.weight, **l.options} for l in losses])
-        resolved.update(optimizer={"name": optimizer.name, **optimizer.options})
+        resolved.update(optimizer=_optimizer_dict(optimizer))
         return Recipe(content, tuple(styles), size, style_scale, backbone, tuple(losses), optimizer, steps,
                       init, seed, device, output, save_every, data=resolved)
 
@@ -235,26 +239,69 @@ class _Checker(Checker):
             self.add(path, str(exc))
             return None
 
-    def optimizer(self, value: Any) -> OptimizerSpec | None:
+    def optimizer(self, value: Any, steps: Any) -> OptimizerSpec | None:
         if not self.mapping("optimizer", value):
             return None
+        before = len(self.problems)
+        spec, throwaway = self.optimizer_options(value)
+        schedule = value.get("schedule")
+        if schedule is not None:
+            schedule = self.schedule(schedule, throwaway, steps)
+        if len(self.problems) > before:
+            return None
+        return dataclasses.replace(spec, schedule=schedule)
+
+    def optimizer_options(self, value: dict) -> tuple[OptimizerSpec | None, Any]:
+        """The optimizer's spec and a throwaway instance built with its options, or (None, None)."""
         name = value.get("name", "adam")
         if ("optimizer", name) not in self.registry:
             self.add("optimizer.name", self.registry.unknown_message("optimizer", name))
-            return None
-        options = {k: v for k, v in value.items() if k != "name"}
+            return None, None
+        # schedule belongs to stylefw, not to the optimizer factory
+        options = {k: v for k, v in value.items() if k not in ("name", "schedule")}
         factory = self.registry.get("optimizer", name).factory
-        checked = self.options("optimizer", f"optimizer '{name}'", factory, options, skip=1, common=("name",))
+        what = f"optimizer '{name}'"
+        checked = self.options("optimizer", what, factory, options, skip=1, common=("name", "schedule"))
         if not checked or not self.annotated("optimizer", factory, options):
-            return None
+            return None, None
         import torch  # only to try the options on a throwaway parameter
 
         try:
-            factory([torch.zeros(1, requires_grad=True)], **options)
+            built = factory([torch.zeros(1, requires_grad=True)], **options)
         except (TypeError, ValueError, RuntimeError) as exc:
-            self.add("optimizer", f"optimizer '{name}' rejects these options: {exc}")
+            self.add("optimizer", f"{what} rejects these options: {exc}")
+            return None, None
+        return OptimizerSpec(name, options), built
+
+    def schedule(self, value: Any, optimizer: Any, steps: Any) -> ScheduleSpec | None:
+        """Check ``optimizer.schedule``, trying its values on the throwaway ``optimizer`` with ``steps``."""
+        path = "optimizer.schedule"
+        if not self.mapping(path, value):
             return None
-        return OptimizerSpec(name, options)
+        name = value.get("name")
+        if name is None:
+            installed = ", ".join(self.registry.names("scheduler"))
+            self.add(path, f"missing required key 'name'; installed schedulers: {installed}")
+            return None
+        if not isinstance(name, str) or ("scheduler", name) not in self.registry:
+            self.add(f"{path}.name", self.registry.unknown_message("scheduler", name))
+            return None
+        options = {k: v for k, v in value.items() if k != "name"}
+        if "total_steps" in options:
+            self.add(f"{path}.total_steps", "the run's steps are passed as total_steps; remove this key")
+            return None
+        factory, what = self.registry.get("scheduler", name).factory, f"scheduler '{name}'"
+        checked = self.options(path, what, factory, options, skip=1, common=("name",), given=("total_steps",))
+        if not checked or not self.annotated(path, factory, options):
+            return None
+        # a bad steps value is reported on its own; without an optimizer there is nothing to build on
+        if optimizer is not None and not isinstance(steps, bool) and isinstance(steps, int) and steps >= 1:
+            try:
+                factory(optimizer, total_steps=steps, **options)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                self.add(path, f"{what} rejects these options: {exc}")
+                return None
+        return ScheduleSpec(name, options)
 
     def device(self, value: Any) -> str | None:
         if isinstance(value, str) and DEVICE.match(value):
@@ -292,3 +339,9 @@ def _image_dict(ref: ImageRef, *, weighted: bool = True) -> dict[str, Any]:
 
 def _backbone_dict(spec: BackboneSpec) -> dict[str, Any]:
     return {"name": spec.name, "weights": spec.weights, "pooling": spec.pooling, **spec.options}
+
+
+def _optimizer_dict(spec: OptimizerSpec) -> dict[str, Any]:
+    # no schedule key for a constant rate, so recipes without one resolve exactly as before schedules existed
+    schedule = {"schedule": {"name": spec.schedule.name, **spec.schedule.options}} if spec.schedule else {}
+    return {"name": spec.name, **spec.options, **schedule}

@@ -1,4 +1,4 @@
-"""Contract tests over every registered backbone, loss and optimizer, installed plugins included."""
+"""Contract tests over every registered backbone, loss, optimizer and scheduler, installed plugins included."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ LOSS_OPTIONS = {
     "moments": {"layers": ["relu1_1", "relu2_1"]},
 }
 OPTIMIZER_OPTIONS = {"adam": {"lr": 0.1}, "sgd": {"lr": 0.1}, "lbfgs": {}, "signsgd": {"lr": 0.1}}
+SCHEDULER_OPTIONS = {"none": {}, "step": {"every": 10, "gamma": 0.5}, "exponential": {"gamma": 0.95}, "cosine": {}}
 
 
 def registered(kind: str) -> list:
@@ -142,11 +143,44 @@ def test_optimizer_steps_with_a_closure_and_changes_the_parameter(entry):
     assert not torch.equal(param.detach(), torch.tensor([1.0, -2.0]))
 
 
+# -- schedulers -------------------------------------------------------------------------------
+
+
+def scheduler_options(entry) -> dict:
+    if entry.name in SCHEDULER_OPTIONS:
+        return SCHEDULER_OPTIONS[entry.name]
+    parameters = list(inspect.signature(entry.factory).parameters.values())[1:]
+    if all(p.default is not p.empty or p.name == "total_steps" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+           for p in parameters):
+        return {}
+    pytest.skip(f"no example options for scheduler '{entry.name}' from {entry.plugin}; add them to SCHEDULER_OPTIONS")
+
+
+@pytest.mark.parametrize("entry", registered("scheduler"))
+def test_scheduler_gives_every_step_of_a_run_a_finite_positive_rate(entry):
+    param = torch.tensor([1.0, -2.0], requires_grad=True)
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    scheduler = entry.factory(optimizer, total_steps=100, **scheduler_options(entry))
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (param**2).sum()
+        loss.backward()
+        return loss
+
+    rates = []
+    for _ in range(100):  # as the engine does: the optimizer's step, then the schedule's
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step(closure)
+        scheduler.step()
+    assert all(math.isfinite(rate) and rate > 0 for rate in rates), rates
+
+
 # -- hooks ------------------------------------------------------------------------------------
 
 
 def test_the_hookspecs_are_found():
-    assert HOOKS == ["register_backbones", "register_losses", "register_optimizers"]
+    assert HOOKS == ["register_backbones", "register_losses", "register_optimizers", "register_schedulers"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -69,9 +69,9 @@ class Spy:
             backbone.register_forward_pre_hook(lambda module, inputs: self.calls.append(torch.is_grad_enabled()))
             return backbone
 
-        def spy_optimise(image, backbone, losses, weights, labels, optimizer, *args):
+        def spy_optimise(image, backbone, losses, weights, labels, optimizer, *args, **kwargs):
             self.image, self.optimizer = image, optimizer
-            return optimise(image, backbone, losses, weights, labels, optimizer, *args)
+            return optimise(image, backbone, losses, weights, labels, optimizer, *args, **kwargs)
 
         monkeypatch.setattr(stylefw.api, "build_backbone", spy_build)
         monkeypatch.setattr(stylefw.api, "optimise", spy_optimise)

@@ -18,6 +18,7 @@ BUILTIN_NAMES = {
     "backbone": {"vgg16": "stylefw.plugins.vgg", "vgg19": "stylefw.plugins.vgg"},
     "loss": {"content": "stylefw.plugins.losses", "gram": "stylefw.plugins.losses", "tv": "stylefw.plugins.losses"},
     "optimizer": {name: "stylefw.plugins.optimizers" for name in ("adam", "lbfgs", "sgd")},
+    "scheduler": {name: "stylefw.plugins.schedulers" for name in ("cosine", "exponential", "none", "step")},
 }
 
 
@@ -64,11 +65,16 @@ class OneOfEach:
     def register_optimizers(self, register):
         register("fake_optimizer", "optimizer factory")
 
+    @stylefw.hookimpl
+    def register_schedulers(self, register):
+        register("fake_scheduler", "scheduler factory")
+
 
 @pytest.mark.parametrize(("kind", "name", "factory"), [
     ("backbone", "fake_backbone", "backbone factory"),
     ("loss", "fake_loss", "loss factory"),
     ("optimizer", "fake_optimizer", "optimizer factory"),
+    ("scheduler", "fake_scheduler", "scheduler factory"),
 ])
 def test_each_hook_fills_its_own_registry(kind, name, factory):
     manager = get_plugin_manager(load_entry_points=False)
@@ -95,6 +101,25 @@ def test_hook_register_optimizers():
 
     registry = builtins_only()
     assert registry.get("optimizer", "lbfgs").factory is torch.optim.LBFGS
+
+
+def test_hook_register_schedulers():
+    import torch
+
+    registry = builtins_only()
+    assert registry.names("scheduler") == ["cosine", "exponential", "none", "step"]
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = registry.get("scheduler", "step").factory(optimizer, total_steps=10, every=2)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR)
+
+
+def test_a_plugin_without_a_scheduler_hook_still_loads():
+    """pluggy hooks are optional: a plugin written before schedulers existed registers as before."""
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(losses_plugin("older"), name="older-plugin")
+    registry = build_registry(manager)
+    assert registry.get("loss", "older").plugin == "older-plugin"
+    assert {entry.plugin for entry in registry.entries("scheduler")} == {"stylefw.plugins.schedulers"}
 
 
 def losses_plugin(name: str):

@@ -347,7 +347,7 @@ def test_missing_loss_option_is_reported(images: Path) -> None:
     ("optimizer", "expected"),
     [
         ({"name": "adam", "lrr": 0.1},
-         "optimizer.lrr: unknown option 'lrr' for optimizer 'adam' (did you mean lr?); valid: name, lr, "),
+         "optimizer.lrr: unknown option 'lrr' for optimizer 'adam' (did you mean lr?); valid: name, schedule, lr, "),
         ({"name": "sgd", "lr": -1}, "optimizer: optimizer 'sgd' rejects these options: Invalid learning rate: -1"),
         ({"name": "adam", "lr": 0.1, "betas": [0.9, 2.0]}, "optimizer: optimizer 'adam' rejects these options: "),
     ],
