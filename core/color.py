@@ -16,14 +16,17 @@ COLOR_MODES = ("none", "luminance", "histogram", "swap")
 MATCH_METHODS = ("pca", "cholesky", "sym")
 CHROMA_SPACES = ("yiq", "yuv", "lab")
 
-# Rows give Y, then the two chroma axes. YIQ is YUV's chroma plane rotated by 33°, so both keep the same chroma.
+# Rows give Y, then the two chroma axes. YIQ's chroma plane is YUV's turned by 33° and mirrored, so taking the
+# chroma of an image in either space gives the same RGB.
 _YIQ = ((0.299, 0.587, 0.114), (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135))
 _YUV = ((0.299, 0.587, 0.114), (-0.14713, -0.28886, 0.436), (0.615, -0.51499, -0.10001))
 # Linear sRGB to CIE XYZ; the D65 white is each row's sum, so RGB (1, 1, 1) is exactly Lab (100, 0, 0).
 _SRGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750),
                 (0.0193339, 0.1191920, 0.9503041))
 _DELTA = 6 / 29  # CIE's switch between the cube root and its linear toe
-RIDGE = 1e-6  # about the variance of 8-bit quantisation noise, (1/255)²/12: no colour axis is flatter than that
+# Added to colour covariances so that a flat image's can be inverted. It is about the variance of 8-bit
+# quantisation noise, (1/255)²/12, and small enough to move matched covariances by under 2e-5 on real photos.
+RIDGE = 1e-6
 
 
 def _mix(matrix, image: torch.Tensor, *, inverse: bool = False) -> torch.Tensor:

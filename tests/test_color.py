@@ -191,7 +191,9 @@ def test_grey_images_stay_grey():
     grey_image = values.expand(-1, 3, -1, -1)
     torch.testing.assert_close(luminance(grey_image), values)
     torch.testing.assert_close(grey(grey_image), grey_image)
-    torch.testing.assert_close(color.rgb_to_yiq(grey_image)[:, 1:], torch.zeros(2, 2, 24, 24), atol=1e-6, rtol=0)
+    for space, (to_space, _) in SPACES.items():
+        chroma = to_space(grey_image)[:, 1:]
+        torch.testing.assert_close(chroma, torch.zeros_like(chroma), atol=1e-4, rtol=0, msg=f"{space} chroma of grey")
     greyed = grey(photo("astronaut"))
     assert greyed.shape == (1, 3, 128, 128)
     assert torch.equal(greyed[:, 0], greyed[:, 1]) and torch.equal(greyed[:, 1], greyed[:, 2])
@@ -200,6 +202,16 @@ def test_grey_images_stay_grey():
 
 
 # -- colour spaces ---------------------------------------------------------------------------------------------
+
+
+def test_yuv_is_scaled_colour_differences():
+    rgb = random_colors(8).double()
+    red, blue = rgb[:, :1], rgb[:, 2:]
+    y, u, v = color.rgb_to_yuv(rgb).split(1, dim=1)
+    torch.testing.assert_close(y, luminance(rgb))
+    # BT.601: U = 0.492 (B − Y), V = 0.877 (R − Y), the published coefficients being rounded to about 1e-4
+    torch.testing.assert_close(u, 0.492 * (blue - y), atol=1e-3, rtol=0)
+    torch.testing.assert_close(v, 0.877 * (red - y), atol=1e-3, rtol=0)
 
 
 @pytest.mark.parametrize("space", CHROMA_SPACES)
