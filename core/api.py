@@ -14,6 +14,7 @@ from PIL import Image
 from . import __version__
 from .engine import (Step, build_backbone, build_losses, compute_targets, initial_image, load_inputs, optimise,
                      select_device)
+from .color import color_inputs, color_output
 from .image import save_image, to_pil, write_json
 from .plugin_manager import plugin_infos
 from .recipe import Recipe, load_recipe, recipe_from_dict
@@ -35,6 +36,7 @@ class Result:
     device: str
     interrupted: bool
     output: Path | None = None
+    score: Mapping[str, Any] | None = None
 
     @property
     def losses(self) -> list[dict[str, float]]:
@@ -56,6 +58,7 @@ class Result:
             "steps_done": len(self.trace),
             "interrupted": self.interrupted,
             "final_losses": {"total": self.trace[-1].loss, **_terms(self.trace[-1])} if self.trace else {},
+            **({"score": dict(self.score)} if self.score is not None else {}),
         }
 
 
@@ -102,17 +105,28 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
     content, styles = load_inputs(recipe, on_download)
     backbone = build_backbone(recipe, registry, device)
     content, styles = content.to(device), [style.to(device) for style in styles]
+    color = recipe.color
+    run_content, run_styles = color_inputs(color.mode, content, styles, method=color.method)
     losses = build_losses(recipe, registry)
-    targets = compute_targets(backbone, recipe.layers, content, styles, [ref.weight for ref in recipe.styles])
+    blend = [ref.weight for ref in recipe.styles]
+    targets = compute_targets(backbone, recipe.layers, run_content, run_styles, blend)
     for loss in losses:
         loss.prepare(targets)
-    image = initial_image(recipe.init, content, styles[0])
+    image = initial_image(recipe.init, run_content, run_styles[0])
     optimizer = registry.get("optimizer", recipe.optimizer.name).factory([image], **recipe.optimizer.options)
     steps = optimise(image, backbone, losses, [spec.weight for spec in recipe.losses],
                      [spec.label for spec in recipe.losses], optimizer, recipe.steps, recipe.layers,
                      scheduler=_scheduler(recipe, registry, optimizer))
-    trace, interrupted = _drive(steps, on_step, recipe, image, registry, str(device), save)
-    result = Result(to_pil(image), image.detach().clamp(0, 1), tuple(trace), recipe, str(device), interrupted)
+
+    def picture() -> torch.Tensor:
+        """The image as delivered: colour control applied, clamped to [0, 1]."""
+        with torch.no_grad():
+            return color_output(color.mode, image.detach(), content, space=color.space).clamp(0, 1)
+
+    trace, interrupted = _drive(steps, on_step, recipe, picture, registry, str(device), save)
+    final = picture()
+    score = _score(recipe, registry, final, content, styles, blend) if recipe.score else None
+    result = Result(to_pil(final), final, tuple(trace), recipe, str(device), interrupted, score=score)
     if save and recipe.output is not None:
         save_result(result, recipe.output, registry=registry)
         result = dataclasses.replace(result, output=recipe.output)
@@ -128,7 +142,29 @@ def _scheduler(recipe: Recipe, registry: Registry, optimizer: torch.optim.Optimi
     return factory(optimizer, total_steps=recipe.steps, **schedule.options)
 
 
-def _drive(steps, on_step, recipe: Recipe, image: torch.Tensor, registry: Registry, device: str,
+def _score(recipe: Recipe, registry: Registry, output: torch.Tensor, content: torch.Tensor,
+           styles: list[torch.Tensor], blend: list[float]) -> dict[str, Any]:
+    """``stylefw score`` of the finished image, with the run's own backbone built whole (not truncated)."""
+    from .score import score_metadata
+
+    spec = recipe.data["backbone"]
+    backbone = registry.get("backbone", recipe.backbone.name).factory(
+        weights=recipe.backbone.weights, pooling=recipe.backbone.pooling, **recipe.backbone.options)
+    backbone = backbone.requires_grad_(False).eval().to(output.device)
+    # the score compares with the styles at the output's long edge, as the command does
+    edge = max(output.shape[-2:])
+    styles = [_resized(style, edge) for style in styles]
+    return score_metadata(output, content, styles, backbone, style_weights=blend, backbone_spec=spec)
+
+
+def _resized(image: torch.Tensor, long_edge: int) -> torch.Tensor:
+    height, width = image.shape[-2:]
+    scale = long_edge / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True).clamp(0, 1)
+
+
+def _drive(steps, on_step, recipe: Recipe, picture: Callable[[], torch.Tensor], registry: Registry, device: str,
            save: bool) -> tuple[list[Step], bool]:
     trace: list[Step] = []
     try:
@@ -137,7 +173,8 @@ def _drive(steps, on_step, recipe: Recipe, image: torch.Tensor, registry: Regist
             if on_step:
                 on_step(step)
             if save and recipe.output and recipe.save_every and step.step % recipe.save_every == 0:
-                partial = Result(to_pil(image), image.detach().clamp(0, 1), tuple(trace), recipe, device, False)
+                snapshot = picture()
+                partial = Result(to_pil(snapshot), snapshot, tuple(trace), recipe, device, False)
                 save_result(partial, _intermediate(recipe.output, step.step), registry=registry, sidecar=False)
     except KeyboardInterrupt:
         return trace, True

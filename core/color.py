@@ -10,7 +10,7 @@ import torch
 
 __all__ = ["COLOR_MODES", "MATCH_METHODS", "CHROMA_SPACES", "rgb_to_yiq", "yiq_to_rgb", "rgb_to_yuv", "yuv_to_rgb",
            "rgb_to_lab", "lab_to_rgb", "luminance", "grey", "match_luminance", "with_chroma", "color_statistics",
-           "transfer_matrix", "match_colors"]
+           "transfer_matrix", "match_colors", "color_inputs", "color_output"]
 
 COLOR_MODES = ("none", "luminance", "histogram", "swap")
 MATCH_METHODS = ("pca", "cholesky", "sym")
@@ -163,3 +163,28 @@ def _float64(image: torch.Tensor) -> torch.Tensor:
     # Apple's MPS has no float64, so the statistics are computed on the CPU there
     device = "cpu" if image.device.type == "mps" else image.device
     return image.to(device, torch.float64)
+
+
+def color_inputs(mode: str, content: torch.Tensor, styles: list[torch.Tensor], *,
+                 method: str | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The images a run with colour control ``mode`` optimises against, before any target is computed.
+
+    ``luminance``: the content and the styles turned grey, each style's brightness matched to the
+    content's; ``histogram``: the styles recoloured to the content's palette with ``method``.
+    """
+    if mode == "luminance":
+        reference = luminance(content)
+        return grey(content), [match_luminance(luminance(style), reference).repeat(1, 3, 1, 1) for style in styles]
+    if mode == "histogram":
+        return content, [match_colors(style, content, method or "sym") for style in styles]
+    return content, styles
+
+
+def color_output(mode: str, image: torch.Tensor, content: torch.Tensor, *, space: str | None = None) -> torch.Tensor:
+    """The picture a run with colour control ``mode`` delivers: ``image``'s luminance with the content's
+    chroma for ``luminance`` (YIQ) and ``swap`` (``space``), else ``image`` itself; unclamped."""
+    if mode == "luminance":
+        return with_chroma(image, content, "yiq")
+    if mode == "swap":
+        return with_chroma(image, content, space or "lab")
+    return image

@@ -136,12 +136,14 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
     """Step ``optimizer`` on ``image`` ``steps`` times, yielding a Step after each.
 
     The losses always see ``image`` clamped to [0, 1], the picture that will be saved, so the function
-    optimised is the same at every evaluation. After a step that evaluated it once (Adam, SGD) the image
-    is also projected into the box: projected gradient descent. A step that evaluated it several times
-    (L-BFGS) is left alone, since moving the point after its line search would contradict the curvature
-    history it just built; pixels past the box then simply stop pulling.
+    optimised is the same at every evaluation. An optimizer whose first step evaluated it once (Adam,
+    SGD) also has the image projected into the box after each step: projected gradient descent. One that
+    evaluated it several times (L-BFGS) is left alone, since moving the point after its line search would
+    contradict the curvature history it builds; pixels past the box then simply stop pulling. The choice
+    is made once, at the first step: a converged L-BFGS step evaluates once too, and must not be projected.
     """
     start = time.perf_counter()
+    project = False
     for number in range(1, steps + 1):
         values: list[torch.Tensor] = []
         totals: list[torch.Tensor] = []
@@ -159,7 +161,9 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
         optimizer.step(closure)
         if scheduler is not None:  # anything with step(), such as torch's LRScheduler
             scheduler.step()
-        if len(totals) == 1:
+        if number == 1:
+            project = len(totals) == 1
+        if project:
             with torch.no_grad():
                 image.clamp_(0, 1)
         # the total of the last evaluation, like the terms: L-BFGS evaluates many times and returns the first

@@ -82,6 +82,15 @@ class OptimizerSpec:
 
 
 @dataclass(frozen=True)
+class ColorSpec:
+    """Colour control: ``none``, ``luminance``, ``histogram`` (with ``method``) or ``swap`` (with ``space``)."""
+
+    mode: str = "none"
+    method: str | None = None
+    space: str | None = None
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A validated recipe; ``data`` is the same recipe as a plain dict, with defaults filled in."""
 
@@ -98,6 +107,8 @@ class Recipe:
     device: str
     output: Path | None
     save_every: int
+    color: ColorSpec
+    score: bool
     data: Mapping[str, Any]
     source: str | None = None
 

@@ -10,7 +10,8 @@ from typing import Any
 from .checks import Checker, kind_of
 from .errors import Problem
 from .layers import resolve_layer
-from .recipe import (BackboneSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, ScheduleSpec, IMAGE_SUFFIXES,
+from .color import COLOR_MODES, MATCH_METHODS
+from .recipe import (BackboneSpec, ColorSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, ScheduleSpec, IMAGE_SUFFIXES,
                      is_url)
 from .registry import Registry
 
@@ -32,8 +33,12 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "output": None,
     "save_every": 0,
+    "color": {"mode": "none"},
+    "score": False,
 }
 INITS = ("content", "noise", "style")
+# the last is the default: sym moves colours least (the optimal-transport map); Lab is perceptual
+SWAP_SPACES = ("yuv", "lab")
 POOLINGS = ("max", "avg")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda|cuda:\d+)$")
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -51,6 +56,8 @@ def normalise(data: dict) -> dict:
     for key in ("backbone", "optimizer"):
         if isinstance(data.get(key), str):
             data[key] = {"name": data[key]}
+    if isinstance(data.get("color"), str):
+        data["color"] = {"mode": data["color"]}
     optimizer = data.get("optimizer")
     if isinstance(optimizer, dict) and isinstance(optimizer.get("schedule"), str):
         optimizer["schedule"] = {"name": optimizer["schedule"]}
@@ -114,14 +121,16 @@ class _Checker(Checker):
         device = self.device(values["device"])
         save_every = self.integer("save_every", values["save_every"], 0, 1_000_000)
         output = self.output(values["output"], [content] + list(styles or []))
+        color = self.color(values["color"])
+        score = self.boolean("score", values["score"])
         if self.problems:
             return None
         resolved = {**values, "content": _image_dict(content, weighted=False), "style": [_image_dict(s) for s in styles]}
         resolved.update(output=str(output) if output else None, backbone=_backbone_dict(backbone))
         resolved.update(losses=[{"name": l.name, "weight": l.weight, **l.options} for l in losses])
-        resolved.update(optimizer=_optimizer_dict(optimizer))
+        resolved.update(optimizer=_optimizer_dict(optimizer), color=_color_dict(color))
         return Recipe(content, tuple(styles), size, style_scale, backbone, tuple(losses), optimizer, steps,
-                      init, seed, device, output, save_every, data=resolved)
+                      init, seed, device, output, save_every, color, score, data=resolved)
 
     def image(self, path: str, entry: Any, *, weighted: bool) -> ImageRef | None:
         if not self.mapping(path, entry):
@@ -303,6 +312,18 @@ class _Checker(Checker):
                 return None
         return ScheduleSpec(name, options)
 
+    def color(self, value: Any) -> ColorSpec | None:
+        if not self.mapping("color", value):
+            return None
+        mode = self.choice("color.mode", value.get("mode"), COLOR_MODES)
+        options = {"histogram": {"method": MATCH_METHODS}, "swap": {"space": SWAP_SPACES}}.get(mode, {})
+        self.unknown_keys("color", value, ["mode", *options])
+        chosen = {key: self.choice(f"color.{key}", value.get(key, choices[-1]), choices)
+                  for key, choices in options.items()}
+        if mode is None or None in chosen.values():
+            return None
+        return ColorSpec(mode, **chosen)
+
     def device(self, value: Any) -> str | None:
         if isinstance(value, str) and DEVICE.match(value):
             return value
@@ -335,6 +356,10 @@ def _image_dict(ref: ImageRef, *, weighted: bool = True) -> dict[str, Any]:
     # content takes no weight key: writing one would make the resolved recipe fail validation
     weight = {"weight": ref.weight} if weighted else {}
     return {"image": ref.source, **weight, **({"sha256": ref.sha256} if ref.sha256 else {})}
+
+
+def _color_dict(spec: ColorSpec) -> dict[str, Any]:
+    return {key: value for key, value in dataclasses.asdict(spec).items() if value is not None}
 
 
 def _backbone_dict(spec: BackboneSpec) -> dict[str, Any]:

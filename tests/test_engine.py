@@ -229,3 +229,65 @@ def test_a_real_sigint_stops_the_cli_with_130_and_a_valid_output(tmp_path):
     assert "interrupted at step" in stderr
     sidecar = assert_interrupted_output(tmp_path / "out.png")
     assert sidecar["steps_done"] < 100000
+
+
+class Pull:
+    """A loss pulling every pixel to 1.5, past the box: the clamped optimum is the all-ones image."""
+
+    layers: list[str] = []
+
+    def __call__(self, features, image):
+        return (image - 1.5).pow(2).sum()
+
+
+@pytest.mark.parametrize(("name", "options"), [("adam", {"lr": 0.3}), ("lbfgs", {"lr": 1.0, "max_iter": 20})])
+def test_losses_see_the_clamped_image_and_only_one_evaluation_steps_are_projected(name, options):
+    image = torch.full((1, 3, 4, 4), 0.5, requires_grad=True)
+    optimizer = {"adam": torch.optim.Adam, "lbfgs": torch.optim.LBFGS}[name]([image], **options)
+    steps = list(stylefw.engine.optimise(image, None, [Pull()], [1.0], ["pull"], optimizer, 3, []))
+    losses = [step.loss for step in steps]
+    assert losses == sorted(losses, reverse=True)  # never rises
+    assert losses[-1] == pytest.approx(0.25 * 48)  # the loss of the clamped image: 48 pixels × (1 - 1.5)²
+    if name == "adam":
+        assert float(image.max()) <= 1.0  # projected gradient descent
+    else:
+        # L-BFGS's point is left where its line search put it: projecting would break its curvature history
+        assert float(image.max()) > 1.0
+
+
+def chroma(image: torch.Tensor, space: str) -> torch.Tensor:
+    from stylefw.color import rgb_to_lab, rgb_to_yiq, rgb_to_yuv
+
+    return {"yiq": rgb_to_yiq, "yuv": rgb_to_yuv, "lab": rgb_to_lab}[space](image)[:, 1:]
+
+
+@pytest.mark.parametrize(("color", "space"), [("luminance", "yiq"), ({"mode": "swap", "space": "yuv"}, "yuv"),
+                                              ({"mode": "swap"}, "lab")])
+def test_colour_control_keeps_the_contents_chroma(tmp_path, color, space):
+    from stylefw.image import load_image, resize_long_edge, to_tensor
+
+    data = recipe(tmp_path, color=color)
+    plain = stylefw.run(recipe(tmp_path), save=False).tensor
+    result = stylefw.run(data, save=False)
+    content = to_tensor(resize_long_edge(load_image(data["content"]), data["size"]))
+    # where clamping to [0, 1] did not change the pixel, the chroma is exactly the content's
+    inside = ((result.tensor > 1e-3) & (result.tensor < 1 - 1e-3)).all(1, keepdim=True).expand(-1, 2, -1, -1)
+    assert inside.float().mean() > 0.5
+    assert torch.allclose(chroma(result.tensor, space)[inside], chroma(content, space)[inside], atol=1e-4)
+    assert not torch.allclose(chroma(plain, space), chroma(content, space), atol=1e-2)  # without it, chroma moves
+
+
+def test_colour_inputs_grey_for_luminance_and_recoloured_styles_for_histogram():
+    from stylefw.color import color_inputs, color_statistics, luminance
+
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 24, 24, generator=generator) * torch.tensor([1.0, 0.5, 0.2]).view(1, 3, 1, 1)
+    style = torch.rand(1, 3, 20, 28, generator=generator)
+    grey_content, (grey_style,) = color_inputs("luminance", content, [style])
+    assert torch.equal(grey_content[:, 0], grey_content[:, 1]) and torch.equal(grey_style[:, 0], grey_style[:, 2])
+    assert float(luminance(grey_style).mean()) == pytest.approx(float(luminance(content).mean()), abs=1e-5)
+    assert float(luminance(grey_style).std()) == pytest.approx(float(luminance(content).std()), rel=1e-3)
+    same, (recoloured,) = color_inputs("histogram", content, [style], method="sym")
+    assert same is content
+    for got, want in zip(color_statistics(recoloured), color_statistics(content)):
+        assert torch.allclose(got, want, atol=1e-4)
