@@ -197,8 +197,9 @@ def test_several_styles_blend_through_their_first_and_second_moments():
 
 
 def test_layer_weights_are_honoured_and_relative_divides_by_the_target_second_moment():
-    style = {"a": features(1, 3, 6, 6, dtype=torch.float64, shift=0.2), "b": 10 * features(2, 4, 5, 5, dtype=torch.float64)}
-    image = {"a": features(3, 3, 6, 6, dtype=torch.float64), "b": 10 * features(4, 4, 5, 5, dtype=torch.float64, shift=0.5)}
+    double = torch.float64
+    style = {"a": features(1, 3, 6, 6, dtype=double, shift=0.2), "b": 10 * features(2, 4, 5, 5, dtype=double)}
+    image = {"a": features(3, 3, 6, 6, dtype=double), "b": 10 * features(4, 4, 5, 5, dtype=double, shift=0.5)}
     w2 = {layer: reference_w2(image[layer], style[layer]) for layer in "ab"}
 
     def value(layers, normalize):
