@@ -132,3 +132,6 @@ def register_losses(register) -> None:
     register("content", ContentLoss)
     register("gram", GramLoss)
     register("tv", TVLoss)
+    from stylefw.plugins.w2 import W2Loss  # here, not at the top: w2 imports this module's helpers
+
+    register("w2", W2Loss)

@@ -16,7 +16,7 @@ from stylefw.registry import build_registry
 
 BUILTIN_NAMES = {
     "backbone": {"vgg16": "stylefw.plugins.vgg", "vgg19": "stylefw.plugins.vgg"},
-    "loss": {"content": "stylefw.plugins.losses", "gram": "stylefw.plugins.losses", "tv": "stylefw.plugins.losses"},
+    "loss": {name: "stylefw.plugins.losses" for name in ("content", "gram", "tv", "w2")},
     "optimizer": {name: "stylefw.plugins.optimizers" for name in ("adam", "lbfgs", "sgd")},
     "scheduler": {name: "stylefw.plugins.schedulers" for name in ("cosine", "exponential", "none", "step")},
 }
@@ -93,7 +93,7 @@ def test_hook_register_backbones():
 
 def test_hook_register_losses():
     registry = builtins_only()
-    assert registry.names("loss") == ["content", "gram", "tv"]
+    assert registry.names("loss") == ["content", "gram", "tv", "w2"]
 
 
 def test_hook_register_optimizers():
