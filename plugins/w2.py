@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 
 from stylefw.errors import StylefwWarning
-from stylefw.plugins.losses import _layer_list, _weight
+from stylefw.plugins.losses import Normalize, layer_weights
 
 __all__ = ["sqrtm", "gaussian", "W2Loss"]
 
@@ -172,22 +172,15 @@ class W2Loss:
         self,
         *,
         layers: Sequence[str] | Mapping[str, float],
-        normalize: Literal["relative", "classic"] = "relative",
+        normalize: Normalize = "relative",
         ridge: float = 1e-4,
         iterations: int = ITERATIONS,
     ) -> None:
-        weights = _layer_weights(layers)
-        if normalize not in ("relative", "classic"):
-            raise ValueError(f"normalize must be 'relative' or 'classic', not {normalize!r}")
+        weights = layer_weights(layers, normalize)
         if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not 0 <= ridge < float("inf"):
             raise ValueError(f"ridge must be a number >= 0, not {ridge!r}")
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations must be a whole number >= 1, not {iterations!r}")
-        if normalize == "relative":
-            total = sum(weights.values())
-            if total <= 0:
-                raise ValueError("with normalize: relative, at least one layer weight must be above 0")
-            weights = {layer: weight / total for layer, weight in weights.items()}
         self.layer_weights = weights
         self.layers = list(weights)
         self.normalize = normalize
@@ -243,14 +236,6 @@ class W2Loss:
         root = _eigh_sqrtm(covariance)
         return _Target(*(value.to(device, dtype) for value in (mean, root, trace)), ridge,
                        (mean.square().sum() + trace).to(device, dtype))
-
-
-def _layer_weights(layers: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
-    if isinstance(layers, Mapping):
-        if not layers:
-            raise ValueError("layers must name at least one layer")
-        return {layer: _weight(layer, value) for layer, value in layers.items()}
-    return {layer: 1.0 for layer in _layer_list(layers)}
 
 
 def _working_dtype(tensor: torch.Tensor) -> torch.dtype:
