@@ -6,8 +6,8 @@ Each kernel choice runs the golden traces of tests/test_golden.py in a fresh pro
 kernels (``ATEN_CPU_CAPABILITY``) and oneDNN's convolutions (``DNNL_MAX_CPU_ISA``), from plain SSE up to
 what this CPU has (a request above it falls back to the best there is). The drift of a value at a step is
 the spread of that value over all choices, as a fraction of the step's total loss, which is how
-tests/test_golden.py applies its tolerances. The worst drift at step 1 (the initial image, before any
-update) and at later steps is what those tolerances are set from.
+tests/test_golden.py applies its tolerances. The worst drift at the initial image (before any update)
+and over the trace is what those tolerances are set from.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 torch.set_num_threads(1)
 import test_golden
 inputs = test_golden.make_inputs(Path(tempfile.mkdtemp()))
-print(json.dumps({{name: test_golden.run_trace(name, inputs) for name in {recipes!r}}}))
+print(json.dumps({{name: test_golden.golden_record(name, inputs) for name in {recipes!r}}}))
 """
 
 
@@ -55,16 +55,18 @@ def main() -> None:
     runs = [traces(kernels, args.recipes) for kernels in KERNELS]
     print(f"{len(KERNELS)} kernel choices: " + "; ".join(" ".join(f"{k}={v}" for k, v in kernels.items()) or "as chosen"
                                                     for kernels in KERNELS))
-    worst = {"step 1": 0.0, "later": 0.0}
+    worst = {"initial": 0.0, "trace": 0.0}
     for name in args.recipes:
-        for number, steps in enumerate(zip(*(run[name] for run in runs)), 1):
+        records = [run[name] for run in runs]
+        rows = [("initial", [record["initial"] for record in records])]
+        rows += [(f"step {number}", steps) for number, steps in enumerate(zip(*(r["trace"] for r in records)), 1)]
+        for label, steps in rows:
+            which = "initial" if label == "initial" else "trace"
             total = abs(steps[0]["total"])
             drift = max((max(s[key] for s in steps) - min(s[key] for s in steps)) / total for key in steps[0])
-            which = "step 1" if number == 1 else "later"
             worst[which] = max(worst[which], drift)
-            print(f"{name:14s} step {number}  total {steps[0]['total']:.6g}  drift {drift:.2e} of the total")
-    print(f"worst drift: step 1 {worst['step 1']:.2e}, later steps {worst['later']:.2e} (fractions of the step's total)")
-
+            print(f"{name:14s} {label:8s} total {steps[0]['total']:.6g}  drift {drift:.2e} of the total")
+    print(f"worst drift: initial image {worst['initial']:.2e}, trace {worst['trace']:.2e} (fractions of the total)")
 
 if __name__ == "__main__":
     main()

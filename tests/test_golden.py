@@ -3,20 +3,21 @@
 Each recipe runs at 48 px with random (seeded) VGG weights on generated inputs, so no network is needed.
 Two things are compared with tests/golden/<recipe>.json:
 
-- ``initial``: every weighted term at the starting image, before any update (one step of SGD with lr 0).
-  It depends on the layers, the normalisation, the weights, the padding and the targets, and on nothing
-  the optimizer does, so it is held tightly: INITIAL_TOL of the total.
+- ``initial``: every weighted term at a seeded noise image, before any update (one step of SGD with
+  lr 0), where every term, content included, is far from 0. It depends on the layers, the
+  normalisation, the weights, the padding and the targets, and on nothing the optimizer does, so it is
+  held tightly: INITIAL_TOL of the total.
 - ``trace``: the total and every weighted term after each of 4 optimizer steps, which also catches a
   changed optimizer, learning rate or schedule. Held to TRACE_TOL of that step's total.
 
 The tolerances come from a measurement, not a guess. ``python benchmarks/golden_drift.py`` runs these
 traces under every CPU kernel torch can choose (ATen's ``ATEN_CPU_CAPABILITY`` default/avx2/avx512 and
-oneDNN's ``DNNL_MAX_CPU_ISA`` SSE4.1/AVX2/native); on an AVX-512 machine, torch 2.14.1, the worst spread
-between kernels was DRIFT_INITIAL of the total at the initial image and DRIFT_TRACE after the first
-updates (Adam's first steps are nearly lr·sign(gradient), so a rounding difference in a gradient that is
-close to 0 moves a pixel by a whole step). The tolerances leave ten times that, and stay far below what a
-real change does: tests/test_golden.py's sabotage test (below) changes a layer, a weight and the
-learning rate and checks that each one fails.
+oneDNN's ``DNNL_MAX_CPU_ISA`` SSE4.1/AVX2/native). On the development machine (AVX-512, torch 2.14.1)
+the worst spread between kernels was 2.0e-7 of the total at the initial image and 1.0e-3 over the
+trace (d2l.yaml at step 4: Adam's first steps are nearly lr·sign(gradient), so a rounding difference in
+a gradient close to 0 moves a pixel by a whole step). The tolerances leave ten times that, and stay far
+below what a real change does: ``test_goldens_catch_a_real_change`` changes a layer, a weight and the
+learning rate of vangogh.yaml and checks that each one fails.
 
 torch is pinned to one thread here, because the thread count changes the order of float32 sums.
 
@@ -44,7 +45,7 @@ from stylefw.recipe import builtin_recipes, load_recipe
 GOLDEN = Path(__file__).parent / "golden"
 RECORD = os.environ.get("STYLEFW_RECORD_GOLDEN") == "1"
 # measured by benchmarks/golden_drift.py (see the module docstring); the tolerances are 10x these
-DRIFT_INITIAL, DRIFT_TRACE = 1e-6, 1e-3
+DRIFT_INITIAL, DRIFT_TRACE = 2.0e-7, 1.0e-3
 INITIAL_TOL, TRACE_TOL = 10 * DRIFT_INITIAL, 10 * DRIFT_TRACE
 SIZE, STEPS, SEED = 48, 4, 0
 # L-BFGS evaluates up to max_iter times per step; capped so that a golden run stays near a second
@@ -97,8 +98,9 @@ def golden_overrides(name: str, content: Path, style: Path) -> dict:
 def golden_record(name: str, inputs: tuple[Path, Path], **changes) -> dict:
     """The weighted losses at the initial image and after each step; ``changes`` are extra overrides."""
     overrides = {**golden_overrides(name, *inputs), **changes}
-    # one SGD step with lr 0 reports the losses of the starting image and changes nothing
-    initial = run_trace(name, {**overrides, "steps": 1, "optimizer": {"name": "sgd", "lr": 0.0}})[0]
+    # one SGD step with lr 0 reports the losses of the starting image and changes nothing; a seeded noise
+    # image, so that every term, content included, is far from 0
+    initial = run_trace(name, {**overrides, "steps": 1, "init": "noise", "optimizer": {"name": "sgd", "lr": 0.0}})[0]
     return {"initial": initial, "trace": run_trace(name, overrides)}
 
 
@@ -154,7 +156,11 @@ def test_losses_match_golden(name, runs):
                           + "\n".join(problems))
 
 
-@pytest.mark.parametrize("name", builtin_recipes())
+# d2l keeps the book's step: on a 48 px image with random weights, its first steps roughen the image (tv rises)
+NOT_DECREASING = {"d2l.yaml"}
+
+
+@pytest.mark.parametrize("name", sorted(set(builtin_recipes()) - NOT_DECREASING))
 def test_loss_goes_down(name, runs):
     totals = [step["total"] for step in runs(name)["trace"]]
     assert totals[-1] < totals[0], totals
