@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.set_defaults(handler=cmd_plugins)
     add_weights_parser(commands, common)
 
-    score = commands.add_parser("score", parents=[common], help="how stylised an output is and how much content it keeps")
+    score = commands.add_parser("score", parents=[common],
+                                help="how stylised an output is and how much of the content it keeps")
     score.add_argument("image", metavar="OUTPUT", help="the stylised image to score (it is never modified)")
     score.add_argument("--content", required=True, metavar="IMAGE", help="the content photo")
     score.add_argument("--style", required=True, action="append", metavar="IMAGE",

@@ -42,7 +42,8 @@ from stylefw.engine import initial_image
 from stylefw.errors import StylefwWarning
 from stylefw.image import load_image, resize_long_edge, save_image, to_tensor
 from stylefw.registry import default_registry
-from stylefw.score import CONTENT_LAYER, STYLE_LAYERS, read_metadata, resolve_backbone, score_files, score_images
+from stylefw.score import (CONTENT_LAYER, STYLE_LAYERS, read_metadata, resolve_backbone, score_files, score_images,
+                           score_metadata)
 
 skimage_data = pytest.importorskip("skimage.data", reason="needs scikit-image (the test extra) for its photos")
 
@@ -182,6 +183,17 @@ def test_bad_tensors_and_weights_are_value_errors(random_vgg) -> None:
         score_images(output, content, [style], random_vgg, style_weights=[1, 1])
     with pytest.raises(ValueError, match="at least one style"):
         score_images(output, content, [], random_vgg)
+
+
+def test_score_metadata_is_plain_json_naming_the_backbone(random_vgg) -> None:
+    output, content, style = _photos()
+    spec = {"name": "vgg19", "weights": "random"}
+    record = score_metadata(output, content, [style], random_vgg, backbone_spec=spec)
+    score = score_images(output, content, [style], random_vgg)
+    assert record == {"style": score.style, "content": score.content, "backbone": spec,
+                      "layers": {"style": list(STYLE_LAYERS), "content": CONTENT_LAYER},
+                      "style_by_layer": dict(zip(STYLE_LAYERS, score.style_by_layer))}
+    assert json.loads(json.dumps(record)) == record  # plain numbers and strings, ready for the sidecar
 
 
 def test_a_style_equal_to_the_content_is_a_clear_error(random_vgg) -> None:
