@@ -45,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", parents=[common], help="installed plugins and their versions")
     plugins.set_defaults(handler=cmd_plugins)
     add_weights_parser(commands, common)
+
+    score = commands.add_parser("score", parents=[common],
+                                help="how stylised an output is and how much of the content it keeps")
+    score.add_argument("image", metavar="OUTPUT", help="the stylised image to score (it is never modified)")
+    score.add_argument("--content", required=True, metavar="IMAGE", help="the content photo")
+    score.add_argument("--style", required=True, action="append", metavar="IMAGE",
+                       help="a style image; repeat for several, weighted equally")
+    score.add_argument("--backbone", metavar="NAME", help="the backbone (default: the output's own, else vgg19)")
+    score.add_argument("--weights", metavar="W", help="imagenet, random or a weights file (default: the output's own)")
+    score.add_argument("--write", action="store_true", help="add the score to OUTPUT.json")
+    score.set_defaults(handler=cmd_score)
     return parser
 
 
@@ -124,6 +135,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         with_schedule = f" with the {schedule.name} schedule" if schedule else ""
         print(f"{path}: valid. {recipe.backbone.name} ({recipe.backbone.weights} weights), losses: {losses}; "
               f"{recipe.optimizer.name}{with_schedule} for {recipe.steps} steps at {recipe.size} px")
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .score import score_files, write_score
+
+    score = score_files(args.image, args.content, args.style, backbone=args.backbone, weights=args.weights)
+    if args.write:
+        write_score(args.image, score, inputs={"content": str(Path(args.content).resolve()),
+                                             "style": [str(Path(path).resolve()) for path in args.style]})
+    if not args.quiet:
+        print(f"style {score.style:.2f}  content {score.content:.2f}")
     return EXIT_OK
 
 
