@@ -8,22 +8,23 @@ weights), chelsea × The Starry Night, and one weight at a time is multiplied or
 - the content weight does the reverse;
 - a higher tv weight lowers the high-frequency energy (the mean squared Laplacian) of the result.
 
-Measured on the development machine (torch 2.14.1, CPU):
+Measured on the development machine (torch 2.14.1, CPU), vangogh.yaml's style weight 100:
 
 ============  =====  =======  ===============
 setting       style  content  high frequency
 ============  =====  =======  ===============
-base          0.716  0.464    4.7e-2
-style ×10     0.750  0.223    9.5e-2
-style ÷10     0.482  0.725    3.3e-2
-content ×10   0.629  0.785    5.5e-2
-content ÷10   0.722  0.224    4.6e-2
-tv ×10        0.504  0.464    3.0e-2
+base          0.746  0.288    6.6e-2
+style ×10     0.750  0.188    1.2e-1
+style ÷10     0.640  0.608    4.0e-2
+content ×10   0.718  0.633    6.9e-2
+content ÷10   0.749  0.203    6.6e-2
+tv ×10        0.666  0.319    3.9e-2
 ============  =====  =======  ===============
 
-Each knob's own score moves by at least MARGIN. The style score saturates near 0.75 on this pair, so
-with the content weight lowered it rises only a little (0.006): there the test asks for the direction
-alone.
+"Toward the painting" is a higher style score or a lower content score. Each change must move the
+pair by at least MARGIN on one of them and not move either the other way (beyond SLACK): at the
+default weights the style score is near its ceiling on this pair (0.75), so a stronger style shows
+mostly as a lower content score.
 
 Also here: no bright rim at the border (the default padding of conv1_1), and L-BFGS decreasing
 monotonically on ``gatys.yaml`` now that its steps are not projected mid-history.
@@ -47,16 +48,16 @@ pytestmark = [needs_hed, pytest.mark.filterwarnings("ignore::stylefw.errors.Styl
 skimage_data = pytest.importorskip("skimage.data", reason="needs scikit-image (the test extra) for its photos")
 
 SIZE, STEPS = 96, 80
-MARGIN = 0.01
+MARGIN, SLACK = 0.05, 0.005
 RIM_ALLOWANCE = 0.02  # how much more the outermost ring may differ from the next than the photo's own
-# the knob, its setting relative to vangogh.yaml's, and the recipe key it sets
+# each setting multiplies one weight of vangogh.yaml: losses[0] is content, [1] gram, [2] tv
 SWEEP = {
     "base": {},
-    "style x10": {"losses[1].weight": 300.0},
-    "style /10": {"losses[1].weight": 3.0},
-    "content x10": {"losses[0].weight": 10.0},
-    "content /10": {"losses[0].weight": 0.1},
-    "tv x10": {"losses[2].weight": 100.0},
+    "style x10": {1: 10.0},
+    "style /10": {1: 0.1},
+    "content x10": {0: 10.0},
+    "content /10": {0: 0.1},
+    "tv x10": {2: 10.0},
 }
 
 
@@ -80,8 +81,10 @@ def sweep(photo, vgg16):
     painting = shared_image("starry_night.jpg")
     content = to_tensor(resize_long_edge(load_image(photo), SIZE))
     style = to_tensor(resize_long_edge(load_image(painting), SIZE))
+    recipe = stylefw.load_recipe("vangogh.yaml", {"content": str(photo), "style": str(painting)})
     results = {}
-    for name, change in SWEEP.items():
+    for name, factors in SWEEP.items():
+        change = {f"losses[{i}].weight": recipe.losses[i].weight * factor for i, factor in factors.items()}
         overrides = {"content": str(photo), "style": str(painting), "size": SIZE, "steps": STEPS, "device": "cpu",
                      "backbone.name": "vgg16", "backbone.weights": str(HED), **change}
         image = stylefw.run("vangogh.yaml", overrides, save=False).tensor
@@ -101,16 +104,21 @@ def table(results) -> str:
                      for name, r in results.items())
 
 
+def toward_painting(before: dict, after: dict) -> float:
+    """How far ``after`` moved toward the painting from ``before``: the larger of the two scores' moves,
+    or minus infinity when either moved the other way by more than SLACK."""
+    style, content = after["style"] - before["style"], before["content"] - after["content"]
+    return max(style, content) if min(style, content) >= -SLACK else float("-inf")
+
+
 def test_the_style_weight_moves_the_result_toward_the_painting(sweep):
-    low, base, high = sweep["style /10"], sweep["base"], sweep["style x10"]
-    assert low["style"] + MARGIN < base["style"] < high["style"] - MARGIN, table(sweep)
-    assert low["content"] - MARGIN > base["content"] > high["content"] + MARGIN, table(sweep)
+    assert toward_painting(sweep["base"], sweep["style x10"]) >= MARGIN, table(sweep)
+    assert toward_painting(sweep["style /10"], sweep["base"]) >= MARGIN, table(sweep)
 
 
 def test_the_content_weight_moves_the_result_toward_the_photo(sweep):
-    low, base, high = sweep["content /10"], sweep["base"], sweep["content x10"]
-    assert low["content"] + MARGIN < base["content"] < high["content"] - MARGIN, table(sweep)
-    assert low["style"] > base["style"] > high["style"] + MARGIN, table(sweep)
+    assert toward_painting(sweep["content x10"], sweep["base"]) >= MARGIN, table(sweep)
+    assert toward_painting(sweep["base"], sweep["content /10"]) >= MARGIN, table(sweep)
 
 
 def test_the_tv_weight_lowers_high_frequency_energy(sweep):
