@@ -30,7 +30,6 @@ import re
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -45,6 +44,7 @@ from stylefw.score import (CONTENT_LAYER, STYLE_LAYERS, read_metadata, resolve_b
                            score_metadata)
 
 from realweights import HED, needs_hed as real_weights
+from test_cli import write_png
 
 skimage_data = pytest.importorskip("skimage.data", reason="needs scikit-image (the test extra) for its photos")
 
@@ -220,12 +220,6 @@ def test_the_backbone_defaults_and_overrides(tmp_path: Path) -> None:
 
 
 # -- the command ----------------------------------------------------------------------------------
-
-
-def write_png(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 @pytest.fixture
