@@ -147,14 +147,12 @@ def _score(recipe: Recipe, registry: Registry, output: torch.Tensor, content: to
     """``stylefw score`` of the finished image, with the run's own backbone built whole (not truncated)."""
     from .score import score_metadata
 
-    spec = recipe.data["backbone"]
-    backbone = registry.get("backbone", recipe.backbone.name).factory(
-        weights=recipe.backbone.weights, pooling=recipe.backbone.pooling, **recipe.backbone.options)
-    backbone = backbone.requires_grad_(False).eval().to(output.device)
+    backbone = build_backbone(recipe, registry, output.device, cut=False)
     # the score compares with the styles at the output's long edge, as the command does
     edge = max(output.shape[-2:])
     styles = [_resized(style, edge) for style in styles]
-    return score_metadata(output, content, styles, backbone, style_weights=blend, backbone_spec=spec)
+    return score_metadata(output, content, styles, backbone, style_weights=blend,
+                          backbone_spec=recipe.data["backbone"])
 
 
 def _resized(image: torch.Tensor, long_edge: int) -> torch.Tensor:
