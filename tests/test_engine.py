@@ -209,8 +209,11 @@ def test_a_real_sigint_stops_the_cli_with_130_and_a_valid_output(tmp_path):
     path.write_text(yaml.safe_dump(recipe(tmp_path)), encoding="utf-8")
     command = [sys.executable, "-c", "from stylefw.cli import entry; entry()", "recipe", str(path),
                "--size", "64", "--steps", "100000", "--progress", "plain", "--log-every", "1"]
+    # a shell that starts the suite in the background (cmd &) ignores SIGINT, and children inherit that:
+    # give the CLI the disposition a terminal user's process has
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     watchdog = threading.Timer(120, process.kill)  # never hang the suite if no step line comes
     watchdog.start()
     try:
