@@ -148,18 +148,8 @@ def _score(recipe: Recipe, registry: Registry, output: torch.Tensor, content: to
     from .score import score_metadata
 
     backbone = build_backbone(recipe, registry, output.device, cut=False)
-    # the score compares with the styles at the output's long edge, as the command does
-    edge = max(output.shape[-2:])
-    styles = [_resized(style, edge) for style in styles]
     return score_metadata(output, content, styles, backbone, style_weights=blend,
                           backbone_spec=recipe.data["backbone"])
-
-
-def _resized(image: torch.Tensor, long_edge: int) -> torch.Tensor:
-    height, width = image.shape[-2:]
-    scale = long_edge / max(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True).clamp(0, 1)
 
 
 def _drive(steps, on_step, recipe: Recipe, picture: Callable[[], torch.Tensor], registry: Registry, device: str,

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["COLOR_MODES", "MATCH_METHODS", "CHROMA_SPACES", "rgb_to_yiq", "yiq_to_rgb", "rgb_to_yuv", "yuv_to_rgb",
+__all__ = ["COLOR_MODES", "MATCH_METHODS", "CHROMA_SPACES", "SWAP_SPACES", "DEFAULT_METHOD", "DEFAULT_SPACE", "rgb_to_yiq", "yiq_to_rgb", "rgb_to_yuv", "yuv_to_rgb",
            "rgb_to_lab", "lab_to_rgb", "luminance", "grey", "match_luminance", "with_chroma", "color_statistics",
            "transfer_matrix", "match_colors", "color_inputs", "color_output"]
 
 COLOR_MODES = ("none", "luminance", "histogram", "swap")
 MATCH_METHODS = ("pca", "cholesky", "sym")
 CHROMA_SPACES = ("yiq", "yuv", "lab")
+SWAP_SPACES = ("yuv", "lab")
+# a recipe's defaults: sym moves the style's colours least (the optimal-transport map); Lab is perceptual
+DEFAULT_METHOD, DEFAULT_SPACE = "sym", "lab"
 
 # Rows give Y, then the two chroma axes. YIQ's chroma plane is YUV's turned by 33° and mirrored, so taking the
 # chroma of an image in either space gives the same RGB.
@@ -176,7 +179,7 @@ def color_inputs(mode: str, content: torch.Tensor, styles: list[torch.Tensor], *
         reference = luminance(content)
         return grey(content), [match_luminance(luminance(style), reference).repeat(1, 3, 1, 1) for style in styles]
     if mode == "histogram":
-        return content, [match_colors(style, content, method or "sym") for style in styles]
+        return content, [match_colors(style, content, method or DEFAULT_METHOD) for style in styles]
     return content, styles
 
 
@@ -186,5 +189,5 @@ def color_output(mode: str, image: torch.Tensor, content: torch.Tensor, *, space
     if mode == "luminance":
         return with_chroma(image, content, "yiq")
     if mode == "swap":
-        return with_chroma(image, content, space or "lab")
+        return with_chroma(image, content, space or DEFAULT_SPACE)
     return image

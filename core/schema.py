@@ -10,7 +10,7 @@ from typing import Any
 from .checks import Checker, kind_of
 from .errors import Problem
 from .layers import resolve_layer
-from .color import COLOR_MODES, MATCH_METHODS
+from .color import COLOR_MODES, DEFAULT_METHOD, DEFAULT_SPACE, MATCH_METHODS, SWAP_SPACES
 from .recipe import (BackboneSpec, ColorSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, ScheduleSpec, IMAGE_SUFFIXES,
                      is_url)
 from .registry import Registry
@@ -37,8 +37,6 @@ DEFAULTS: dict[str, Any] = {
     "score": False,
 }
 INITS = ("content", "noise", "style")
-# the last is the default: sym moves colours least (the optimal-transport map); Lab is perceptual
-SWAP_SPACES = ("yuv", "lab")
 POOLINGS = ("max", "avg")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda|cuda:\d+)$")
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -316,10 +314,12 @@ class _Checker(Checker):
         if not self.mapping("color", value):
             return None
         mode = self.choice("color.mode", value.get("mode"), COLOR_MODES)
-        options = {"histogram": {"method": MATCH_METHODS}, "swap": {"space": SWAP_SPACES}}.get(mode, {})
+        # each mode's option: its choices and its default
+        options = {"histogram": {"method": (MATCH_METHODS, DEFAULT_METHOD)},
+                   "swap": {"space": (SWAP_SPACES, DEFAULT_SPACE)}}.get(mode, {})
         self.unknown_keys("color", value, ["mode", *options])
-        chosen = {key: self.choice(f"color.{key}", value.get(key, choices[-1]), choices)
-                  for key, choices in options.items()}
+        chosen = {key: self.choice(f"color.{key}", value.get(key, default), choices)
+                  for key, (choices, default) in options.items()}
         if mode is None or None in chosen.values():
             return None
         return ColorSpec(mode, **chosen)

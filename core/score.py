@@ -94,7 +94,12 @@ def score_images(output: torch.Tensor, content: torch.Tensor, styles: Sequence[t
 def score_metadata(output: torch.Tensor, content: torch.Tensor, styles: Sequence[torch.Tensor], backbone: Any, *,
                    style_weights: Sequence[float] | None = None,
                    backbone_spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``metadata["score"]`` for a finished run: ``score_images`` as JSON, naming the backbone it used."""
+    """``metadata["score"]`` for a finished run: ``score_images`` as JSON, naming the backbone it used.
+
+    The styles are scaled to the output's long edge first, as ``score_files`` does.
+    """
+    edge = max(output.shape[-2:])
+    styles = [_long_edge(style, edge) for style in styles]
     score = score_images(output, content, styles, backbone, style_weights=style_weights)
     return dataclasses.replace(score, backbone=backbone_spec).as_dict()
 
@@ -223,6 +228,14 @@ def _stretch(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if image.shape[-2:] == like.shape[-2:]:
         return image
     return F.interpolate(image, size=like.shape[-2:], mode="bilinear", antialias=True)
+
+
+def _long_edge(image: torch.Tensor, long_edge: int) -> torch.Tensor:
+    """``image`` scaled so its longer side is ``long_edge`` pixels, keeping its aspect ratio."""
+    height, width = image.shape[-2:]
+    scale = long_edge / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True).clamp(0, 1)
 
 
 def _features(backbone: Any, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
