@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError, UserError
+from .scales import shape_at
 
 __all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "write_json",
            "write_atomic"]
@@ -104,9 +105,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 def resize_long_edge(image: Image.Image, long_edge: int) -> Image.Image:
     """Scale so the longer side is ``long_edge`` pixels, keeping the aspect ratio."""
-    width, height = image.size
-    scale = long_edge / max(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = shape_at(*image.size, long_edge)
     return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 

@@ -13,6 +13,7 @@ import yaml
 from .errors import Problem, RecipeError, UserError
 from .overrides import apply_overrides, coerce_numbers
 from .registry import Registry, default_registry, suggest
+from .scales import ScaleSpec, Scales, plan
 
 __all__ = [
     "ImageRef",
@@ -111,10 +112,23 @@ class Recipe:
     score: bool
     data: Mapping[str, Any]
     source: str | None = None
+    scales: Scales = 1
+    min_size: int = 128
+    average: float = 0.0
 
     def with_overrides(self, overrides: Iterable[str] | Mapping[str, Any]) -> "Recipe":
         """A new recipe with ``overrides`` applied to this one and validated again."""
         return recipe_from_dict(copy.deepcopy(dict(self.data)), overrides=overrides, source=self.source)
+
+    @property
+    def stages(self) -> tuple[ScaleSpec, ...]:
+        """The sizes this recipe renders at, smallest first, with the steps taken at each."""
+        return plan(self.scales, size=self.size, steps=self.steps, min_size=self.min_size)
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps over every stage."""
+        return sum(stage.steps for stage in self.stages)
 
     @property
     def layers(self) -> list[str]:

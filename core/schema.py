@@ -14,6 +14,7 @@ from .color import COLOR_MODES, DEFAULT_METHOD, DEFAULT_SPACE, MATCH_METHODS, SW
 from .recipe import (BackboneSpec, ColorSpec, ImageRef, LossSpec, OptimizerSpec, Recipe, ScheduleSpec, IMAGE_SUFFIXES,
                      is_url)
 from .registry import Registry
+from .scales import ScaleSpec, Scales
 
 __all__ = ["DEFAULTS", "normalise", "anchor_paths", "validate"]
 
@@ -28,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "losses": REQUIRED,
     "optimizer": {"name": "adam", "lr": 0.02},
     "steps": 500,
+    "scales": 1,
+    "min_size": 128,
+    "average": 0.0,
     "init": "content",
     "seed": 0,
     "device": "auto",
@@ -121,14 +125,50 @@ class _Checker(Checker):
         output = self.output(values["output"], [content] + list(styles or []))
         color = self.color(values["color"])
         score = self.boolean("score", values["score"])
+        min_size = self.integer("min_size", values["min_size"], 16, 16384)
+        scales = self.scales(values["scales"], size, steps)
+        average = self.number("average", values["average"], 0.0)
+        if average is not None and average >= 1:
+            self.add("average", f"{average} is out of range; use 0 (off) up to, but not including, 1, such as 0.99")
         if self.problems:
             return None
         resolved = {**values, "content": _image_dict(content, weighted=False), "style": [_image_dict(s) for s in styles]}
         resolved.update(output=str(output) if output else None, backbone=_backbone_dict(backbone))
         resolved.update(losses=[{"name": l.name, "weight": l.weight, **l.options} for l in losses])
-        resolved.update(optimizer=_optimizer_dict(optimizer), color=_color_dict(color))
+        resolved.update(optimizer=_optimizer_dict(optimizer), color=_color_dict(color), scales=_scales_value(scales))
         return Recipe(content, tuple(styles), size, style_scale, backbone, tuple(losses), optimizer, steps,
-                      init, seed, device, output, save_every, color, score, data=resolved)
+                      init, seed, device, output, save_every, color, score, data=resolved, scales=scales,
+                      min_size=min_size, average=average)
+
+    def scales(self, value: Any, size: int | None, steps: int | None) -> Scales | None:
+        """``1``, ``auto``, or a list of ``{size, steps}`` stages growing to the recipe's ``size``."""
+        if value == 1 and not isinstance(value, bool) or value == "auto":
+            return value
+        if not isinstance(value, list) or not value:
+            self.add("scales", f"expected 1, auto or a list of {{size: ..., steps: ...}}, got {kind_of(value)} {value!r}")
+            return None
+        stages = [self.stage(f"scales[{i}]", entry, steps) for i, entry in enumerate(value)]
+        if None in stages:
+            return None
+        for index, (before, after) in enumerate(zip(stages, stages[1:]), 1):
+            if after.size <= before.size:
+                self.add(f"scales[{index}].size", f"{after.size} is not larger than the stage before ({before.size}); "
+                         "sizes must increase")
+        if size is not None and stages[-1].size != size:
+            self.add(f"scales[{len(stages) - 1}].size", f"the last stage renders the output, so its size must be "
+                     f"the recipe's size ({size}), not {stages[-1].size}")
+        return tuple(stages)
+
+    def stage(self, path: str, entry: Any, steps: int | None) -> ScaleSpec | None:
+        if not self.mapping(path, entry):
+            return None
+        self.unknown_keys(path, entry, ["size", "steps"])
+        if "size" not in entry:
+            self.add(path, "missing required key 'size'")
+            return None
+        edge = self.integer(f"{path}.size", entry["size"], 16, 16384)
+        count = self.integer(f"{path}.steps", entry["steps"], 1, 1_000_000) if "steps" in entry else steps
+        return ScaleSpec(edge, count) if edge is not None and count is not None else None
 
     def image(self, path: str, entry: Any, *, weighted: bool) -> ImageRef | None:
         if not self.mapping(path, entry):
@@ -356,6 +396,10 @@ def _image_dict(ref: ImageRef, *, weighted: bool = True) -> dict[str, Any]:
     # content takes no weight key: writing one would make the resolved recipe fail validation
     weight = {"weight": ref.weight} if weighted else {}
     return {"image": ref.source, **weight, **({"sha256": ref.sha256} if ref.sha256 else {})}
+
+
+def _scales_value(scales: Scales) -> Any:
+    return [dataclasses.asdict(stage) for stage in scales] if isinstance(scales, tuple) else scales
 
 
 def _color_dict(spec: ColorSpec) -> dict[str, Any]:

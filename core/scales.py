@@ -1,0 +1,59 @@
+"""Multi-scale plans: which long edges a run renders at, and for how many steps each.
+
+Torch-free, so a recipe can be validated and its stages listed without importing torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["ScaleSpec", "Scales", "GROWTH", "MIN_GROWTH", "auto_sizes", "plan", "shape_at"]
+
+# each automatic stage is √2 longer than the one before: twice the pixels
+GROWTH = math.sqrt(2)
+# a stage barely smaller than the next (512 before 520) costs a stage and adds nothing: drop it
+MIN_GROWTH = 2 ** 0.25
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """One stage of a run: the long edge in pixels and the number of optimizer steps taken at it."""
+
+    size: int
+    steps: int
+
+
+# the recipe's ``scales``: 1 (one stage), "auto", or the stages themselves
+Scales = Literal[1, "auto"] | tuple[ScaleSpec, ...]
+
+
+def auto_sizes(size: int, min_size: int) -> list[int]:
+    """Long edges from ``min_size`` up by ×√2, ending exactly at ``size``: 512 from 128 is 128, 181, 256, 362, 512."""
+    sizes: list[int] = []
+    exponent = 0
+    while (edge := round(min_size * GROWTH ** exponent)) * MIN_GROWTH <= size:
+        sizes.append(edge)
+        exponent += 1
+    return [*sizes, size]
+
+
+def plan(scales: Scales, *, size: int, steps: int, min_size: int) -> tuple[ScaleSpec, ...]:
+    """The stages of a run: one at ``size``, the automatic ladder, or as given.
+
+    On the automatic ladder the first stage, which lays out the whole picture from the starting image,
+    runs twice as many steps as the later ones, which only add detail.
+    """
+    if scales == 1:
+        return (ScaleSpec(size, steps),)
+    if scales == "auto":
+        sizes = auto_sizes(size, min_size)
+        return tuple(ScaleSpec(edge, 2 * steps if index == 0 and len(sizes) > 1 else steps) for index, edge in enumerate(sizes))
+    return tuple(scales)
+
+
+def shape_at(width: int, height: int, long_edge: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is ``long_edge``, keeping the aspect ratio."""
+    scale = long_edge / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
