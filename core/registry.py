@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 import functools
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
 
 from .errors import PluginError
 from .plugin_manager import PluginManager, get_plugin_manager
 
-__all__ = ["KINDS", "Entry", "Registry", "build_registry", "default_registry", "suggest"]
+__all__ = ["KINDS", "DECLARATIONS", "Entry", "Registry", "build_registry", "default_registry", "suggest"]
 
 # kind -> the hook that fills it
 KINDS = {
@@ -19,6 +19,8 @@ KINDS = {
     "optimizer": "register_optimizers",
     "scheduler": "register_schedulers",
 }
+# kind -> what a plugin may declare beside the factory: register("adam", factory, resize_state=...)
+DECLARATIONS = {"optimizer": ("resize_state",)}
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Entry:
     name: str
     factory: Any
     plugin: str
+    declarations: Mapping[str, Any] = field(default_factory=dict)
 
 
 def suggest(value: object, options: list[str]) -> str:
@@ -44,16 +47,22 @@ class Registry:
         self.manager = manager
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
 
-    def add(self, kind: str, name: str, factory: Any, plugin: str) -> None:
+    def add(self, kind: str, name: str, factory: Any, plugin: str, **declarations: Any) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin '{plugin}' registered a {kind} with an invalid name {name!r}")
+        allowed = DECLARATIONS.get(kind, ())
+        for key in declarations:
+            if key not in allowed:
+                raise PluginError(f"plugin '{plugin}' registered {kind} '{name}' with an unknown declaration '{key}'"
+                                  f"{suggest(key, list(allowed))}",
+                                  hint=f"a {kind} may declare: {', '.join(allowed) or 'nothing beside its factory'}")
         existing = self._entries[kind].get(name)
         if existing is not None:
             raise PluginError(
                 f"{kind} '{name}' is registered twice: by '{existing.plugin}' and by '{plugin}'",
                 hint="uninstall one of them, or block one with STYLEFW_BLOCK_PLUGINS",
             )
-        self._entries[kind][name] = Entry(kind, name, factory, plugin)
+        self._entries[kind][name] = Entry(kind, name, factory, plugin, declarations)
 
     def get(self, kind: str, name: str) -> Entry:
         """The entry called ``name``; raises ``KeyError`` with the installed names and a did-you-mean."""
@@ -89,8 +98,8 @@ def build_registry(manager: PluginManager) -> Registry:
 
 
 def _registrar(registry: Registry, kind: str, plugin: str):
-    def register(name: str, factory: Any) -> None:
-        registry.add(kind, name, factory, plugin)
+    def register(name: str, factory: Any, **declarations: Any) -> None:
+        registry.add(kind, name, factory, plugin, **declarations)
 
     return register
 
