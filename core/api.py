@@ -12,13 +12,14 @@ import torch
 from PIL import Image
 
 from . import __version__
-from .engine import (Step, build_backbone, build_losses, compute_targets, initial_image, load_inputs, optimise,
-                     select_device)
-from .color import color_inputs, color_output
+from .contracts import INTERRUPTED, RunControl, RunEnd, Step, StepEvent, Stop
+from .engine import build_backbone, build_losses, open_inputs, select_device
+from .events import PluginHooks, Snapshots, StepCallback, Trace, broadcast, sigint_stops
 from .image import save_image, to_pil, write_json
 from .plugin_manager import plugin_infos
 from .recipe import Recipe, load_recipe, recipe_from_dict
 from .registry import Registry, default_registry
+from .stages import StagedRun, warn_upscaled_styles
 
 __all__ = ["Result", "run", "create_backbone", "resolve_recipe", "save_result"]
 
@@ -27,7 +28,11 @@ RecipeLike = Recipe | str | Path | Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Result:
-    """What a run produced: the image, the per-step losses, and how it was made."""
+    """What a run produced: the image, the per-step losses, and how it was made.
+
+    ``stopped`` says why and where a run ended before its last step (Ctrl-C, or a subscriber's
+    ``stop(reason)``); ``interrupted`` is true when that was Ctrl-C.
+    """
 
     image: Image.Image
     tensor: torch.Tensor
@@ -37,6 +42,7 @@ class Result:
     interrupted: bool
     output: Path | None = None
     score: Mapping[str, Any] | None = None
+    stopped: Stop | None = None
 
     @property
     def losses(self) -> list[dict[str, float]]:
@@ -57,6 +63,7 @@ class Result:
             "device": self.device,
             "steps_done": len(self.trace),
             "interrupted": self.interrupted,
+            "stopped": dataclasses.asdict(self.stopped) if self.stopped else None,
             "final_losses": {"total": self.trace[-1].loss, **_terms(self.trace[-1])} if self.trace else {},
             **({"score": dict(self.score)} if self.score is not None else {}),
         }
@@ -90,56 +97,54 @@ def create_backbone(name: str, *, registry: Registry | None = None, **kwargs: An
 
 
 def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *,
+        on_event: Callable[[Any], None] | None = None,
         on_step: Callable[[Step], None] | None = None,
         on_download: Callable[[str, int, int | None], None] | None = None,
         registry: Registry | None = None, save: bool = True) -> Result:
     """Stylise as ``recipe`` says; writes the output (if the recipe names one and ``save``) and returns it.
 
-    Ctrl-C during the optimisation stops it early: the result so far is returned (and saved) with
-    ``interrupted=True``.
+    ``on_event`` is called with every event of the run (RunStart, StageStart, StepEvent, RunEnd; see
+    ``stylefw.contracts``), after the installed plugins' hooks; a StepEvent's ``stop(reason)`` ends the run
+    after that step. ``on_step`` is called with each step as plain numbers. Ctrl-C stops the run the same
+    way: the result so far is returned (and saved) with ``interrupted=True``.
     """
     registry = registry or default_registry()
     recipe = resolve_recipe(recipe, overrides, registry)
     device = select_device(recipe.device)
     torch.manual_seed(recipe.seed)
-    content, styles = load_inputs(recipe, on_download)
+    content, styles = open_inputs(recipe, on_download)
+    warn_upscaled_styles(recipe, styles)
     backbone = build_backbone(recipe, registry, device)
-    content, styles = content.to(device), [style.to(device) for style in styles]
-    color = recipe.color
-    run_content, run_styles = color_inputs(color.mode, content, styles, method=color.method)
-    losses = build_losses(recipe, registry)
+    trace, control = Trace(), RunControl()
+    snapshots = Snapshots(recipe.save_every, recipe.output, _snapshot_saver(recipe, str(device), registry)) if (
+        save and recipe.output and recipe.save_every) else None
+    emit = broadcast([trace, snapshots, PluginHooks(registry.manager), StepCallback(on_step) if on_step else None,
+                      on_event])
+    staged = StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
+                       styles=styles, emit=emit, control=control)
+    with sigint_stops(control):
+        outcome = staged.run()
+    steps = tuple(trace.flush())
     blend = [ref.weight for ref in recipe.styles]
-    targets = compute_targets(backbone, recipe.layers, run_content, run_styles, blend)
-    for loss in losses:
-        loss.prepare(targets)
-    image = initial_image(recipe.init, run_content, run_styles[0])
-    optimizer = registry.get("optimizer", recipe.optimizer.name).factory([image], **recipe.optimizer.options)
-    steps = optimise(image, backbone, losses, [spec.weight for spec in recipe.losses],
-                     [spec.label for spec in recipe.losses], optimizer, recipe.steps, recipe.layers,
-                     scheduler=_scheduler(recipe, registry, optimizer))
-
-    def picture() -> torch.Tensor:
-        """The image as delivered: colour control applied, clamped to [0, 1]."""
-        with torch.no_grad():
-            return color_output(color.mode, image.detach(), content, space=color.space).clamp(0, 1)
-
-    trace, interrupted = _drive(steps, on_step, recipe, picture, registry, str(device), save)
-    final = picture()
-    score = _score(recipe, registry, final, content, styles, blend) if recipe.score else None
-    result = Result(to_pil(final), final, tuple(trace), recipe, str(device), interrupted, score=score)
+    score = _score(recipe, registry, outcome.picture, outcome.content, outcome.styles, blend) if recipe.score else None
+    result = Result(to_pil(outcome.picture), outcome.picture, steps, recipe, str(device),
+                    outcome.stop is not None and outcome.stop.reason == INTERRUPTED, score=score, stopped=outcome.stop)
     if save and recipe.output is not None:
         save_result(result, recipe.output, registry=registry)
         result = dataclasses.replace(result, output=recipe.output)
+    emit(RunEnd(result))
     return result
 
 
-def _scheduler(recipe: Recipe, registry: Registry, optimizer: torch.optim.Optimizer) -> Any:
-    """The recipe's learning-rate schedule on ``optimizer``, or None for a constant rate."""
-    schedule = recipe.optimizer.schedule
-    if schedule is None:
-        return None
-    factory = registry.get("scheduler", schedule.name).factory
-    return factory(optimizer, total_steps=recipe.steps, **schedule.options)
+def _snapshot_saver(recipe: Recipe, device: str, registry: Registry) -> Callable[[StepEvent, Path], None]:
+    """Writes a step's picture, with the metadata of a result that ends at that step but no sidecar."""
+
+    def save(event: StepEvent, path: Path) -> None:
+        picture = event.image()
+        partial = Result(to_pil(picture), picture, (event.record(),), recipe, device, False)
+        save_result(partial, path, registry=registry, sidecar=False)
+
+    return save
 
 
 def _score(recipe: Recipe, registry: Registry, output: torch.Tensor, content: torch.Tensor,
@@ -152,33 +157,12 @@ def _score(recipe: Recipe, registry: Registry, output: torch.Tensor, content: to
                           backbone_spec=recipe.data["backbone"])
 
 
-def _drive(steps, on_step, recipe: Recipe, picture: Callable[[], torch.Tensor], registry: Registry, device: str,
-           save: bool) -> tuple[list[Step], bool]:
-    trace: list[Step] = []
-    try:
-        for step in steps:
-            trace.append(step)
-            if on_step:
-                on_step(step)
-            if save and recipe.output and recipe.save_every and step.step % recipe.save_every == 0:
-                snapshot = picture()
-                partial = Result(to_pil(snapshot), snapshot, tuple(trace), recipe, device, False)
-                save_result(partial, _intermediate(recipe.output, step.step), registry=registry, sidecar=False)
-    except KeyboardInterrupt:
-        return trace, True
-    return trace, False
-
-
-def _intermediate(output: Path, step: int) -> Path:
-    return output.with_name(f"{output.stem}.{step:06d}{output.suffix}")
-
-
 def save_result(result: Result, path: Path, *, registry: Registry | None = None, sidecar: bool = True) -> Path:
     """Write the image with its metadata embedded and, with ``sidecar``, ``<path>.json`` with the loss trace."""
     metadata = result.metadata(registry)
     save_image(result.image, path, metadata)
     if sidecar:
-        trace = [{"step": step.step, "loss": step.loss, "elapsed": step.elapsed, "terms": _terms(step)}
-                 for step in result.trace]
+        trace = [{"stage": step.stage, "size": step.size, "step": step.step, "loss": step.loss,
+                  "elapsed": step.elapsed, "terms": _terms(step)} for step in result.trace]
         write_json(Path(f"{path}.json"), {**metadata, "trace": trace})
     return path

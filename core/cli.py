@@ -95,18 +95,29 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     recipe = load_recipe(path, overrides_from(args))
     if recipe.output is None:
         recipe = recipe.with_overrides({"output": str(Path.cwd() / f"{path.stem}.png")})
-    with _renderer(args, recipe.steps) as renderer:
-        result = run(recipe, on_step=renderer.step, on_download=renderer.download)
-    done = len(result.trace)
-    if result.interrupted:
-        print(f"interrupted at step {done}/{recipe.steps}; wrote the image so far to {result.output}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if not args.quiet:
-        from .progress import format_duration
+    with _renderer(args, recipe.total_steps) as renderer:
+        result = run(recipe, on_event=renderer, on_download=renderer.download)
+    return _report_run(args, result)
 
+
+def _report_run(args: argparse.Namespace, result: Any) -> int:
+    """What the user reads after a run, and the exit code: 130 after Ctrl-C, 0 after a finish or a planned stop."""
+    from .progress import format_duration
+
+    recipe, stop = result.recipe, result.stopped
+    if stop is not None:
+        stage = recipe.stages[stop.stage - 1]
+        where = f"stage {stop.stage}/{len(recipe.stages)} ({stage.size} px), " if len(recipe.stages) > 1 else ""
+        at = f"{where}step {stop.step}/{stage.steps}"
+        if result.interrupted:
+            print(f"interrupted at {at}; wrote the image so far to {result.output}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if not args.quiet:
+            print(f"stopped at {at}: {stop.reason}", file=sys.stderr)
+    if not args.quiet:
         seconds = result.trace[-1].elapsed if result.trace else 0.0
         width, height = result.image.size
-        print(f"wrote {result.output} ({width}×{height}, {done} steps in {format_duration(seconds)} "
+        print(f"wrote {result.output} ({width}×{height}, {len(result.trace)} steps in {format_duration(seconds)} "
               f"on {result.device}; metadata in {result.output}.json)")
     return EXIT_OK
 
@@ -120,7 +131,7 @@ def _renderer(args: argparse.Namespace, steps: int):
     if mode == "auto":
         mode = "rich" if sys.stdout.isatty() else "plain"
     if mode == "rich":
-        return RichRenderer(steps)
+        return RichRenderer()
     return PlainRenderer(args.log_every or max(1, steps // 20))
 
 
@@ -134,8 +145,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
         schedule = recipe.optimizer.schedule
         with_schedule = f" with the {schedule.name} schedule" if schedule else ""
         print(f"{path}: valid. {recipe.backbone.name} ({recipe.backbone.weights} weights), losses: {losses}; "
-              f"{recipe.optimizer.name}{with_schedule} for {recipe.steps} steps at {recipe.size} px")
+              f"{recipe.optimizer.name}{with_schedule} {_plan(recipe)}")
     return EXIT_OK
+
+
+def _plan(recipe: Any) -> str:
+    """``for 500 steps at 512 px``, or the stages of a multi-scale recipe."""
+    stages = recipe.stages
+    if len(stages) == 1:
+        return f"for {recipe.steps} steps at {recipe.size} px"
+    sizes = ", ".join(str(stage.size) for stage in stages)
+    return f"for {recipe.total_steps} steps in {len(stages)} stages at {sizes} px"
 
 
 def cmd_score(args: argparse.Namespace) -> int:

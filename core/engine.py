@@ -3,51 +3,37 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import torch
 
-from .errors import ImageError, RunError, UserError
+from PIL import Image
+
+from .contracts import Step, Targets, Term
+from .errors import ImageError, UserError
 from .image import fetch, load_image, resize_long_edge, to_tensor
 from .layers import deepest
 from .recipe import ImageRef, Recipe
 from .registry import Registry
 
-__all__ = ["Term", "Step", "Targets", "select_device", "load_inputs", "build_backbone", "build_losses",
-           "compute_targets", "initial_image", "optimise"]
+# Term, Step and Targets live in contracts.py; they are imported here too, where 0.1 plugins found them
+__all__ = ["Term", "Step", "Targets", "Evaluated", "select_device", "open_inputs", "load_inputs", "style_edge",
+           "build_backbone", "build_losses", "compute_targets", "initial_image", "optimise"]
 
 
-@dataclass(frozen=True)
-class Term:
-    """One loss term at one step: its label, its weight and its unweighted value."""
-
-    label: str
-    weight: float
-    value: float
-
-    @property
-    def weighted(self) -> float:
-        return self.weight * self.value
-
-
-@dataclass(frozen=True)
-class Step:
-    """What the engine reports after each optimizer step."""
+@dataclass(frozen=True, eq=False)
+class Evaluated:
+    """What one optimizer step gave: its number, and the total then each term's value, still on the device."""
 
     step: int
-    total: int
-    loss: float
-    terms: tuple[Term, ...]
+    values: torch.Tensor
     elapsed: float
 
-
-@dataclass(frozen=True)
-class Targets:
-    """Detached features: ``content`` by layer, and ``styles`` as (features by layer, blend weight) pairs."""
-
-    content: Mapping[str, torch.Tensor]
-    styles: Sequence[tuple[Mapping[str, torch.Tensor], float]] = field(default_factory=list)
+    @property
+    def loss(self) -> float:
+        """The total loss (a host sync)."""
+        return float(self.values[0])
 
 
 def select_device(name: str) -> torch.device:
@@ -67,13 +53,22 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def open_inputs(recipe: Recipe, on_download: Callable | None = None) -> tuple[Image.Image, list[Image.Image]]:
+    """The content and style images as decoded, at their own sizes (each stage resizes from these)."""
+    content = _open(recipe.content, "content", on_download)
+    return content, [_open(ref, f"style[{i}]", on_download) for i, ref in enumerate(recipe.styles)]
+
+
+def style_edge(size: int, style_scale: float) -> int:
+    """The style images' long edge for an output whose long edge is ``size``."""
+    return max(16, round(size * style_scale))
+
+
 def load_inputs(recipe: Recipe, on_download: Callable | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The content image at ``size`` and each style image at ``size * style_scale``, as tensors."""
-    content = resize_long_edge(_open(recipe.content, "content", on_download), recipe.size)
-    style_edge = max(16, round(recipe.size * recipe.style_scale))
-    styles = [resize_long_edge(_open(ref, f"style[{i}]", on_download), style_edge)
-              for i, ref in enumerate(recipe.styles)]
-    return to_tensor(content), [to_tensor(style) for style in styles]
+    content, styles = open_inputs(recipe, on_download)
+    edge = style_edge(recipe.size, recipe.style_scale)
+    return to_tensor(resize_long_edge(content, recipe.size)), [to_tensor(resize_long_edge(s, edge)) for s in styles]
 
 
 def _open(ref: ImageRef, key: str, on_download: Callable | None):
@@ -132,8 +127,10 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
 
 def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], labels: list[str],
              optimizer: torch.optim.Optimizer, steps: int, layers: list[str], *,
-             scheduler: Any = None) -> Iterator[Step]:
-    """Step ``optimizer`` on ``image`` ``steps`` times, yielding a Step after each.
+             scheduler: Any = None) -> Iterator[Evaluated]:
+    """Step ``optimizer`` on ``image`` ``steps`` times, yielding what each step evaluated.
+
+    Nothing here waits for the device: the losses stay tensors until a subscriber reads them.
 
     The losses always see ``image`` clamped to [0, 1], the picture that will be saved, so the function
     optimised is the same at every evaluation. An optimizer whose first step evaluated it once (Adam,
@@ -167,9 +164,5 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
             with torch.no_grad():
                 image.clamp_(0, 1)
         # the total of the last evaluation, like the terms: L-BFGS evaluates many times and returns the first
-        loss = float(totals[-1].detach())
-        if loss != loss or loss in (float("inf"), float("-inf")):
-            raise RunError(f"the loss became {loss} at step {number}",
-                           hint="lower optimizer.lr or the loss weights")
-        terms = tuple(Term(label, weight, float(value.detach())) for label, weight, value in zip(labels, weights, values))
-        yield Step(number, steps, loss, terms, time.perf_counter() - start)
+        values = torch.stack([torch.as_tensor(value).detach().reshape(()).float() for value in (totals[-1], *values)])
+        yield Evaluated(number, values, time.perf_counter() - start)

@@ -1,10 +1,13 @@
-"""The hooks a stylefw plugin implements; each receives a ``register(name, factory)`` callback."""
+"""The hooks a stylefw plugin implements: ``register_*`` get a ``register(name, factory)`` callback; ``on_*`` watch runs."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
+
+if TYPE_CHECKING:
+    from .contracts import RunEnd, RunStart, StageStart, StepEvent
 
 __all__ = ["hookspec", "hookimpl", "Register"]
 
@@ -37,3 +40,24 @@ def register_schedulers(register: Register) -> None:
     the recipe's ``optimizer.schedule`` keys other than ``name``; a ``torch.optim.lr_scheduler.LRScheduler``
     qualifies. The engine calls ``step()`` once after each optimizer step.
     """
+
+
+@hookspec
+def on_run_start(event: RunStart) -> None:
+    """A run starts: ``event`` has its recipe, device and stages."""
+
+
+@hookspec
+def on_stage_start(event: StageStart) -> None:
+    """A stage starts: ``event`` has the stage (index, size, steps) and the targets at its size."""
+
+
+@hookspec
+def on_step(event: StepEvent) -> None:
+    """An optimizer step was taken. Read ``event.loss`` or ``event.image()`` only when needed (each copies from the
+    device), and call ``event.stop(reason)`` to end the run cleanly after this step."""
+
+
+@hookspec
+def on_run_end(event: RunEnd) -> None:
+    """A run ended (finished, stopped or interrupted): ``event.result`` is the Result it returns."""

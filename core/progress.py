@@ -1,19 +1,19 @@
-"""How the CLI shows a run: a rich progress display, plain log lines, or nothing."""
+"""How the CLI shows a run: a rich progress display, plain log lines, or nothing. Each is a run subscriber."""
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskID,
-                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
-from .engine import Step
+from .contracts import RunStart, Stage, StageStart, StepEvent, Term
+from .events import Subscriber
 
-__all__ = ["Renderer", "RichRenderer", "PlainRenderer", "QuietRenderer", "format_duration"]
+__all__ = ["Renderer", "RichRenderer", "PlainRenderer", "QuietRenderer", "Work", "format_duration"]
 
 
 def format_duration(seconds: float) -> str:
@@ -22,17 +22,37 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-class Renderer:
-    """Receives the engine's step records and download progress; the base class shows nothing."""
+class Work:
+    """A run's work as pixels × steps, so a step at 512 px counts 16 times one at 128 px in the ETA."""
+
+    def __init__(self, stages: tuple[Stage, ...]) -> None:
+        self.total = sum(stage.pixels * stage.steps for stage in stages)
+        self.before = {stage.index: sum(s.pixels * s.steps for s in stages[: stage.index - 1]) for stage in stages}
+
+    def done(self, event: StepEvent) -> int:
+        return self.before[event.stage.index] + event.stage.pixels * event.step
+
+    def remaining(self, event: StepEvent) -> float:
+        """Seconds left, from the time the work so far took."""
+        done = self.done(event)
+        return event.elapsed * (self.total - done) / done if done else 0.0
+
+
+def where(event: StepEvent) -> str:
+    """``step 12/500``, with ``stage 2/5 (181 px)`` before it in a multi-scale run."""
+    stage = event.stage
+    prefix = f"stage {stage.index}/{stage.count} ({stage.size} px) " if stage.count > 1 else ""
+    return f"{prefix}step {event.step}/{stage.steps}"
+
+
+class Renderer(Subscriber):
+    """Shows a run's events and download progress; the base class shows nothing."""
 
     def __enter__(self) -> "Renderer":
         return self
 
     def __exit__(self, *exc_info) -> None:
         return None
-
-    def step(self, step: Step) -> None:
-        """Called after every optimizer step."""
 
     def download(self, url: str, done: int, total: int | None) -> None:
         """Called as an input image downloads."""
@@ -45,20 +65,23 @@ QuietRenderer = Renderer
 
 
 class PlainRenderer(Renderer):
-    """One log line every ``every`` steps (and at the first and last), for logs and pipes."""
+    """One log line every ``every`` steps of the run (and at each stage's first and last), for logs and pipes."""
 
     def __init__(self, every: int, stream: TextIO | None = None) -> None:
         self.every = max(1, every)
         self.stream = stream or sys.stdout
         self._downloading: set[str] = set()
+        self.work: Work | None = None
 
-    def step(self, step: Step) -> None:
-        if step.step == 1 or step.step == step.total or step.step % self.every == 0:
-            rate = step.step / step.elapsed if step.elapsed > 0 else 0.0
-            eta = (step.total - step.step) / rate if rate else 0.0
-            terms = "  ".join(f"{t.label} {t.weighted:.4g} (raw {t.value:.4g} × {t.weight:g})" for t in step.terms)
-            self.message(f"step {step.step}/{step.total}  {rate:.2f} it/s  eta {format_duration(eta)}  "
-                         f"loss {step.loss:.4g}  {terms}")
+    def run_start(self, event: RunStart) -> None:
+        self.work = Work(event.stages)
+
+    def step(self, event: StepEvent) -> None:
+        if event.step in (1, event.stage.steps) or event.done % self.every == 0:
+            rate = event.done / event.elapsed if event.elapsed > 0 else 0.0
+            terms = "  ".join(f"{t.label} {t.weighted:.4g} (raw {t.value:.4g} × {t.weight:g})" for t in event.terms)
+            self.message(f"{where(event)}  {rate:.2f} it/s  eta {format_duration(self.work.remaining(event))}  "
+                         f"loss {event.loss:.4g}  {terms}")
 
     def download(self, url: str, done: int, total: int | None) -> None:
         if url not in self._downloading:
@@ -67,14 +90,6 @@ class PlainRenderer(Renderer):
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
-
-
-class RateColumn(ProgressColumn):
-    """Iterations per second."""
-
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f} it/s" if speed else "-- it/s", style="progress.data.speed")
 
 
 class _StepProgress(Progress):
@@ -89,15 +104,22 @@ class _StepProgress(Progress):
 
 
 class RichRenderer(Renderer):
-    """A live display: step and total, it/s, ETA, and every loss term weighted and unweighted."""
+    """A live display: stage and size, step, it/s, an ETA weighted by pixels × steps, and every loss term.
 
-    def __init__(self, total: int, console: Console | None = None) -> None:
+    The losses are read from the device at most ``refresh`` times a second, so a fast GPU run is not made
+    to wait for the display.
+    """
+
+    def __init__(self, console: Console | None = None, *, refresh: float = 10.0) -> None:
         self.console = console or Console()
         self.progress = _StepProgress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.console)
-        self.total = total
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[where]}"),
+            TextColumn("{task.fields[rate]}", style="progress.data.speed"), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(), console=self.console)
+        self.interval = 1.0 / refresh
+        self.shown = 0.0
         self.task: TaskID | None = None
+        self.work: Work | None = None
         self.downloads: dict[str, TaskID] = {}
 
     def __enter__(self) -> "RichRenderer":
@@ -107,29 +129,39 @@ class RichRenderer(Renderer):
     def __exit__(self, *exc_info) -> None:
         self.progress.stop()
 
-    def step(self, step: Step) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("stylising", total=step.total)
-        self.progress.losses = _loss_table(step)
-        self.progress.update(self.task, completed=step.step)
+    def run_start(self, event: RunStart) -> None:
+        self.work = Work(event.stages)
+        self.task = self.progress.add_task("stylising", total=self.work.total, where="", rate="-- it/s")
+
+    def stage_start(self, event: StageStart) -> None:
+        if event.stage.count > 1:
+            self.progress.update(self.task, description=f"stage {event.stage.index}/{event.stage.count} "
+                                                        f"· {event.stage.size} px")
+
+    def step(self, event: StepEvent) -> None:
+        rate = f"{event.done / event.elapsed:.2f} it/s" if event.elapsed > 0 else "-- it/s"
+        self.progress.update(self.task, completed=self.work.done(event), where=f"step {event.step}/{event.stage.steps}",
+                             rate=rate)
+        now = time.monotonic()
+        if now - self.shown >= self.interval or event.step == event.stage.steps:
+            self.shown = now
+            self.progress.losses = _loss_table(event.terms, event.loss)
 
     def download(self, url: str, done: int, total: int | None) -> None:
         if url not in self.downloads:
             name = url.rsplit("/", 1)[-1][:40]
-            self.downloads[url] = self.progress.add_task(f"downloading {name}", total=total)
+            self.downloads[url] = self.progress.add_task(f"downloading {name}", total=total, where="", rate="")
         self.progress.update(self.downloads[url], completed=done)
 
     def message(self, text: str) -> None:
         self.console.print(text, highlight=False)
 
 
-
-
-def _loss_table(step: Step) -> Table:
+def _loss_table(terms: tuple[Term, ...], loss: float) -> Table:
     table = Table(box=None, padding=(0, 2), show_edge=False)
     for column in ("term", "weighted", "raw", "weight"):
         table.add_column(column, justify="left" if column == "term" else "right")
-    for term in step.terms:
+    for term in terms:
         table.add_row(term.label, f"{term.weighted:.4g}", f"{term.value:.4g}", f"{term.weight:g}")
-    table.add_row("[bold]total", f"[bold]{step.loss:.4g}", "", "")
+    table.add_row("[bold]total", f"[bold]{loss:.4g}", "", "")
     return table

@@ -23,6 +23,9 @@ def resize_adam_state(state: Mapping[str, Any], shape: tuple[int, int]) -> dict[
     variance, which bicubic overshoot could make negative, so it is resampled bilinear and floored at 0.
     """
     resized = dict(state)
+    step = state.get("step")
+    if isinstance(step, torch.Tensor):
+        resized["step"] = step.clone()  # Adam counts in place: a shared tensor would count for both optimizers
     if "exp_avg" in state:
         resized["exp_avg"] = F.interpolate(state["exp_avg"], size=shape, mode="bicubic", align_corners=False)
     for key in ("exp_avg_sq", "max_exp_avg_sq"):

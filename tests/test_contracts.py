@@ -181,7 +181,8 @@ def test_scheduler_gives_every_step_of_a_run_a_finite_positive_rate(entry):
 
 
 def test_the_hookspecs_are_found():
-    assert HOOKS == ["register_backbones", "register_losses", "register_optimizers", "register_schedulers"]
+    assert HOOKS == ["on_run_end", "on_run_start", "on_stage_start", "on_step", "register_backbones", "register_losses",
+                     "register_optimizers", "register_schedulers"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -62,7 +62,7 @@ class Spy:
         self.calls: list[bool] = []  # one entry per backbone forward: was grad enabled?
         self.image: torch.Tensor | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        build, optimise = stylefw.api.build_backbone, stylefw.api.optimise
+        build, optimise = stylefw.api.build_backbone, stylefw.stages.optimise
 
         def spy_build(*args, **kwargs):
             backbone = build(*args, **kwargs)
@@ -74,7 +74,7 @@ class Spy:
             return optimise(image, backbone, losses, weights, labels, optimizer, *args, **kwargs)
 
         monkeypatch.setattr(stylefw.api, "build_backbone", spy_build)
-        monkeypatch.setattr(stylefw.api, "optimise", spy_optimise)
+        monkeypatch.setattr(stylefw.stages, "optimise", spy_optimise)
 
 
 def test_targets_are_computed_once_without_grad_then_one_forward_per_step(tmp_path, monkeypatch):

@@ -81,3 +81,23 @@ def test_the_recipe_validator_checks_example_items(recipe):
 def test_tiny_rejects_weights_it_does_not_have():
     with pytest.raises(ValueError, match="tiny has no pretrained weights; use weights: random"):
         stylefw.create_backbone("tiny", weights="imagenet")
+
+
+def test_the_example_subscriber_stops_a_run_below_a_loss(recipe, tmp_path, monkeypatch, capsys):
+    import json
+
+    import yaml
+
+    from stylefw_example import STOP_BELOW
+
+    totals = [step["total"] for step in stylefw.run(recipe, save=False).losses]
+    threshold = (totals[1] + totals[2]) / 2  # crossed at step 3
+    assert totals[2] < threshold <= totals[1]
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({**recipe, "output": str(tmp_path / "out.png")}), encoding="utf-8")
+    monkeypatch.setenv(STOP_BELOW, repr(threshold))
+    assert main(["recipe", str(path), "--progress", "plain"]) == 0
+    assert f"stopped at step 3/6: the loss fell below {threshold!r}" in capsys.readouterr().err
+    sidecar = json.loads((tmp_path / "out.png.json").read_text())
+    assert sidecar["stopped"] == {"reason": f"the loss fell below {threshold!r}", "stage": 1, "step": 3}
+    assert sidecar["steps_done"] == 3 and sidecar["interrupted"] is False

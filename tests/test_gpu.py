@@ -49,3 +49,20 @@ def test_gpu_run_matches_cpu(tmp_path):
     # TF32 convolutions on the GPU round differently; 2% still catches a wrong layer or normalisation
     for on_cpu, on_gpu in zip(cpu.losses, gpu.losses):
         assert on_gpu["total"] == pytest.approx(on_cpu["total"], rel=2e-2)
+
+
+def test_steps_do_not_wait_for_the_gpu(tmp_path):
+    """Between the trace's batched reads, no step makes the CPU wait for the GPU (torch's sync debug mode)."""
+    from stylefw.contracts import StepEvent
+
+    def watch(event) -> None:
+        # the trace reads back every 25 steps and at the end of the stage, before this subscriber is called
+        if isinstance(event, StepEvent) and event.step in (1, 19):
+            torch.cuda.set_sync_debug_mode("error" if event.step == 1 else "default")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StylefwWarning)
+            stylefw.run({**_recipe(tmp_path, "cuda"), "steps": 20}, save=False, on_event=watch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

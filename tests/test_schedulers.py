@@ -59,14 +59,14 @@ class RateSpy:
         self.used: list[float] = []
         self.after: list[float] = []
         self.optimizer: torch.optim.Optimizer | None = None
-        real = stylefw.api.optimise
+        real = stylefw.stages.optimise
 
         def spy(image, backbone, losses, weights, labels, optimizer, *args, **kwargs):
             self.optimizer = optimizer
             optimizer.register_step_pre_hook(lambda opt, *_: self.used.append(opt.param_groups[0]["lr"]))
             return real(image, backbone, losses, weights, labels, optimizer, *args, **kwargs)
 
-        monkeypatch.setattr(stylefw.api, "optimise", spy)
+        monkeypatch.setattr(stylefw.stages, "optimise", spy)
 
     def on_step(self, step) -> None:
         self.after.append(self.optimizer.param_groups[0]["lr"])

@@ -1,7 +1,9 @@
-"""An example stylefw plugin: the ``tiny`` backbone, the ``moments`` loss and the ``signsgd`` optimizer."""
+"""An example stylefw plugin: the ``tiny`` backbone, the ``moments`` loss, the ``signsgd`` optimizer, and a step
+subscriber that stops a run once its loss falls below ``$STYLEFW_EXAMPLE_STOP_BELOW``."""
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import Mapping, Sequence
 
@@ -10,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Tiny", "MomentLoss", "SignSGD", "moments"]
+__all__ = ["Tiny", "MomentLoss", "SignSGD", "moments", "STOP_BELOW"]
+
+STOP_BELOW = "STYLEFW_EXAMPLE_STOP_BELOW"
 
 
 class Tiny(nn.Module):
@@ -110,3 +114,12 @@ def register_losses(register) -> None:
 def register_optimizers(register) -> None:
     """The example optimizer."""
     register("signsgd", SignSGD)
+
+
+@stylefw.hookimpl
+def on_step(event) -> None:
+    """Stop the run once its total loss is below $STYLEFW_EXAMPLE_STOP_BELOW (unset: never)."""
+    threshold = os.environ.get(STOP_BELOW)
+    # reading event.loss waits for the device: only pay for it when asked to watch the loss
+    if threshold and event.loss < float(threshold):
+        event.stop(f"the loss fell below {threshold}")

@@ -1,0 +1,202 @@
+"""A run over its stages: the targets at each size, and the image carried up from one stage to the next.
+
+A single-scale recipe is one stage. With ``scales``, each stage starts from the previous stage's image
+resized bicubic, recomputes the content and style targets at its own size from the original files, and
+prepares every loss again; an optimizer that declares ``resize_state`` (Adam) keeps its state.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .color import color_inputs, color_output
+from .contracts import INTERRUPTED, RunControl, RunStart, Stage, StageStart, StepEvent, Stop, Targets
+from .engine import compute_targets, initial_image, optimise, style_edge
+from .errors import StylefwWarning
+from .image import resize_long_edge, to_tensor
+from .recipe import Recipe
+from .registry import Registry
+from .scales import shape_at
+
+__all__ = ["Average", "StageInputs", "Outcome", "StagedRun", "plan_stages", "resize_image", "warn_upscaled_styles"]
+
+
+class Average:
+    """A bias-corrected exponential moving average of the image, as Adam corrects its moments.
+
+    After ``t`` updates it is ``(1 - d) Σ d^(t-i) x_i / (1 - d^t)``: a weighted mean of the images so far,
+    so it is exact from the first step instead of starting near zero.
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.count = 0
+        self.sum: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def update(self, image: torch.Tensor) -> None:
+        self.count += 1
+        if self.sum is None:
+            self.sum = torch.zeros_like(image)
+        self.sum.mul_(self.decay).add_(image.detach().clamp(0, 1), alpha=1 - self.decay)
+
+    def value(self) -> torch.Tensor:
+        """The average so far (updated at least once)."""
+        return self.sum / (1 - self.decay ** self.count)
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """One stage's inputs at its size: as given, as optimised against (after colour control), and the targets."""
+
+    content: torch.Tensor
+    styles: list[torch.Tensor]
+    run_content: torch.Tensor
+    run_styles: list[torch.Tensor]
+    targets: Targets
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the stages ended: the picture, the inputs at the last stage's size, and why it stopped early."""
+
+    picture: torch.Tensor
+    content: torch.Tensor
+    styles: list[torch.Tensor]
+    stop: Stop | None
+
+
+def plan_stages(recipe: Recipe, content_size: tuple[int, int]) -> tuple[Stage, ...]:
+    """The recipe's stages for a content image of ``content_size`` (width, height), each keeping its aspect."""
+    specs = recipe.stages
+    stages = []
+    for index, spec in enumerate(specs, 1):
+        width, height = shape_at(*content_size, spec.size)
+        stages.append(Stage(index, len(specs), spec.size, (height, width), spec.steps))
+    return tuple(stages)
+
+
+def resize_image(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """``image`` resized bicubic to ``shape`` (height, width) and clamped to [0, 1], as a new leaf to optimise."""
+    with torch.no_grad():
+        resized = F.interpolate(image.detach(), size=shape, mode="bicubic", align_corners=False).clamp(0, 1)
+    return resized.contiguous().requires_grad_(True)
+
+
+def warn_upscaled_styles(recipe: Recipe, styles: list[Image.Image]) -> None:
+    """One warning naming every style image the largest stage must enlarge beyond its own resolution."""
+    edge = style_edge(recipe.size, recipe.style_scale)
+    small = [f"{ref.source} ({max(image.size)} px)" for ref, image in zip(recipe.styles, styles) if max(image.size) < edge]
+    if small:
+        warnings.warn(f"style image{'s' * (len(small) > 1)} {', '.join(small)} upscaled to {edge} px (size "
+                      f"{recipe.size} × style_scale {recipe.style_scale:g}): the brush strokes blur; use a larger "
+                      "style image or a smaller style_scale", StylefwWarning, stacklevel=3)
+
+
+class StagedRun:
+    """Optimises one image through a recipe's stages, sending every event to ``emit``."""
+
+    def __init__(self, recipe: Recipe, registry: Registry, device: torch.device, backbone: Any, losses: list, *,
+                 content: Image.Image, styles: list[Image.Image], emit: Callable[[Any], None],
+                 control: RunControl) -> None:
+        self.recipe, self.registry, self.device = recipe, registry, device
+        self.backbone, self.losses = backbone, losses
+        self.originals = content, styles
+        self.emit, self.control = emit, control
+        self.stages = plan_stages(recipe, content.size)
+        self.labels = tuple(spec.label for spec in recipe.losses)
+        self.weights = tuple(spec.weight for spec in recipe.losses)
+
+    def run(self) -> Outcome:
+        """Every stage in turn, or until a subscriber stops the run or Ctrl-C interrupts it."""
+        self.start = time.perf_counter()
+        self.emit(RunStart(self.recipe, str(self.device), self.stages))
+        self.image = self.optimizer = self.average = self.inputs = None
+        self.done = 0
+        try:
+            for stage in self.stages:
+                self.run_stage(stage)
+                if self.control.reason:
+                    break
+        except KeyboardInterrupt:
+            if self.image is None:
+                raise  # nothing to deliver yet
+            self.control.stop(INTERRUPTED)
+        stop = Stop(self.control.reason, self.stage.index, self.step) if self.control.reason else None
+        return Outcome(self.picture(), self.inputs.content, self.inputs.styles, stop)
+
+    def run_stage(self, stage: Stage) -> None:
+        inputs = self.prepare(stage)
+        image = self.start_image(stage, inputs)
+        optimizer = self.build_optimizer(image, stage.shape)
+        # one assignment: an interrupt before it leaves the previous stage's picture whole
+        self.stage, self.step, self.inputs, self.image, self.optimizer, self.average = (
+            stage, 0, inputs, image, optimizer, Average(self.recipe.average) if self.recipe.average else None)
+        self.emit(StageStart(stage, inputs.targets))
+        for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
+                                  optimizer, stage.steps, self.recipe.layers, scheduler=self.scheduler(stage)):
+            if self.average is not None:
+                self.average.update(image)
+            self.step, self.done = evaluated.step, self.done + 1
+            self.emit(StepEvent(stage, evaluated.step, self.done, time.perf_counter() - self.start, self.labels,
+                                self.weights, evaluated.values, self.picture, self.control))
+            if self.control.reason:
+                return
+
+    def prepare(self, stage: Stage) -> StageInputs:
+        """The inputs and targets at ``stage``'s size, with every loss prepared for them."""
+        content, styles = self.originals
+        edge = style_edge(stage.size, self.recipe.style_scale)
+        content = to_tensor(resize_long_edge(content, stage.size)).to(self.device)
+        styles = [to_tensor(resize_long_edge(style, edge)).to(self.device) for style in styles]
+        color = self.recipe.color
+        run_content, run_styles = color_inputs(color.mode, content, styles, method=color.method)
+        blend = [ref.weight for ref in self.recipe.styles]
+        targets = compute_targets(self.backbone, self.recipe.layers, run_content, run_styles, blend)
+        for loss in self.losses:
+            loss.prepare(targets)
+        return StageInputs(content, styles, run_content, run_styles, targets)
+
+    def start_image(self, stage: Stage, inputs: StageInputs) -> torch.Tensor:
+        """The first stage's image from ``init``; a later stage's from the previous stage's result."""
+        if self.image is None:
+            return initial_image(self.recipe.init, inputs.run_content, inputs.run_styles[0])
+        return resize_image(self.source(), stage.shape)
+
+    def build_optimizer(self, image: torch.Tensor, shape: tuple[int, int]) -> torch.optim.Optimizer:
+        """The recipe's optimizer on ``image``, with the previous stage's state when the optimizer can carry it."""
+        spec = self.recipe.optimizer
+        entry = self.registry.get("optimizer", spec.name)
+        optimizer = entry.factory([image], **spec.options)
+        resize_state = entry.declarations.get("resize_state")
+        previous = self.optimizer.state.get(self.image) if self.optimizer is not None else None
+        if resize_state is not None and previous:
+            optimizer.state[image] = resize_state(previous, shape)
+        return optimizer
+
+    def scheduler(self, stage: Stage) -> Any:
+        """The recipe's learning-rate schedule over this stage's steps, or None for a constant rate."""
+        schedule = self.recipe.optimizer.schedule
+        if schedule is None:
+            return None
+        factory = self.registry.get("scheduler", schedule.name).factory
+        return factory(self.optimizer, total_steps=stage.steps, **schedule.options)
+
+    def source(self) -> torch.Tensor:
+        """The stage's result so far: the average when ``average`` is on, else the image."""
+        if self.average is not None and self.average.count:
+            return self.average.value()
+        return self.image.detach()
+
+    def picture(self) -> torch.Tensor:
+        """The image as delivered: the stage's result with colour control applied, clamped to [0, 1]."""
+        color = self.recipe.color
+        with torch.no_grad():
+            return color_output(color.mode, self.source(), self.inputs.content, space=color.space).clamp(0, 1)
