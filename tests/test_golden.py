@@ -1,6 +1,7 @@
 """Golden regressions: every shipped recipe, shrunk to a few seeded CPU steps, must reproduce its losses.
 
-Each recipe runs at 48 px with random (seeded) VGG weights on generated inputs, so no network is needed.
+Each recipe runs at 48 px (a multi-scale one at 32, 45 and 64 px) with random (seeded) VGG weights on
+generated inputs, so no network is needed.
 Two things are compared with tests/golden/<recipe>.json:
 
 - ``initial``: every weighted term at a seeded noise image, before any update (one step of SGD with
@@ -48,6 +49,7 @@ RECORD = os.environ.get("STYLEFW_RECORD_GOLDEN") == "1"
 DRIFT_INITIAL, DRIFT_TRACE = 2.0e-7, 1.0e-3
 INITIAL_TOL, TRACE_TOL = 10 * DRIFT_INITIAL, 10 * DRIFT_TRACE
 SIZE, STEPS, SEED = 48, 4, 0
+MULTI_SIZE, MULTI_MIN_SIZE = 64, 32
 # L-BFGS evaluates up to max_iter times per step; capped so that a golden run stays near a second
 LBFGS_MAX_ITER = 5
 
@@ -90,8 +92,11 @@ def runs(inputs):
 def golden_overrides(name: str, content: Path, style: Path) -> dict:
     overrides = {"size": SIZE, "steps": STEPS, "seed": SEED, "device": "cpu", "backbone.weights": "random",
                  "content": str(content), "style": str(style), "save_every": 0}
-    if load_recipe(name).optimizer.name == "lbfgs":
+    recipe = load_recipe(name)
+    if recipe.optimizer.name == "lbfgs":
         overrides["optimizer.max_iter"] = LBFGS_MAX_ITER
+    if recipe.scales != 1:  # a multi-scale recipe keeps its plan, shrunk: stages of 32, 45 and 64 px
+        overrides.update(size=MULTI_SIZE, min_size=MULTI_MIN_SIZE)
     return overrides
 
 
@@ -114,7 +119,8 @@ def run_trace(name: str, overrides: dict) -> list[dict[str, float]]:
 
 
 def record(path: Path, name: str, run: dict) -> None:
-    path.write_text(json.dumps({"recipe": name, "size": SIZE, "steps": STEPS, "seed": SEED,
+    size = MULTI_SIZE if load_recipe(name).scales != 1 else SIZE
+    path.write_text(json.dumps({"recipe": name, "size": size, "steps": STEPS, "seed": SEED,
                                 "lbfgs_max_iter": LBFGS_MAX_ITER, "torch": torch.__version__, **run},
                                indent=2) + "\n", encoding="utf-8")
 

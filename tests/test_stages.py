@@ -208,6 +208,6 @@ def test_a_list_of_scales_must_grow_to_the_size(tmp_path):
 
 def test_set_scales_auto_works_on_any_recipe():
     for name in stylefw.recipe.builtin_recipes():
-        loaded = stylefw.load_recipe(name, ["scales=auto", "size=256"])
+        loaded = stylefw.load_recipe(name, ["scales=auto", "size=256", "min_size=128"])
         assert [stage.size for stage in loaded.stages] == [128, 181, 256]
         assert loaded.total_steps == 4 * loaded.steps
