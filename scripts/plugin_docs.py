@@ -71,7 +71,9 @@ def named_records(texts: list[str]) -> list[type]:
     found: set[str] = set()
     pending = list(texts)
     while pending:
-        for word in re.findall(r"\w+", pending.pop()):
+        line = pending.pop()
+        code = re.search(r"`([^`]*)`", line)  # a member line's signature, not its docstring's prose
+        for word in re.findall(r"\w+", code.group(1) if code else line):
             if word in records and word not in found:
                 found.add(word)
                 pending.extend(members(records[word]))
