@@ -1,53 +1,80 @@
-"""The ``stylefw`` command: recipe, validate, list, plugins, score, weights. Errors become messages and exit codes here."""
+"""The ``stylefw`` command: recipe, validate, list, plugins, score, and the plugins' commands (the VGG plugin's
+``weights``). Errors become messages and exit codes here."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
-from .cli_weights import add_weights_parser
-from .errors import StylefwError
+from .errors import PluginError, StylefwError
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 __all__ = ["main", "entry", "build_parser"]
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+COMMAND_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    parser = argparse.ArgumentParser(prog="stylefw", parents=[common],
-                                     description="Neural style transfer from YAML recipes and plugins.")
+def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks for errors")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="print nothing but errors")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser taking --debug and --quiet: the top level, every command, and any subcommand a plugin adds."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # suppressed defaults: a command's parser must not undo a --debug given before the command's name
+        _common_options(self, argparse.SUPPRESS)
+
+
+def _early_parser() -> argparse.ArgumentParser:
+    """--debug, --quiet and --version, read before the plugins load: loading them can fail or warn, and is slow."""
+    parser = argparse.ArgumentParser(prog="stylefw", add_help=False)
+    _common_options(parser, False)
+    parser.add_argument("--version", action="version", version=f"stylefw {__version__}")
+    return parser
+
+
+def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
+    """The ``stylefw`` parser: the built-in commands, then those of ``registry``'s plugins (default: all installed)."""
+    parser = _Parser(prog="stylefw", description="Neural style transfer from YAML recipes and plugins.")
+    parser.set_defaults(debug=False, quiet=False)
     parser.add_argument("--version", action="version", version=f"stylefw {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _builtin_commands(commands)
+    _plugin_commands(commands, registry)
+    return parser
 
-    recipe = commands.add_parser("recipe", parents=[common], help="run a recipe (a file or a built-in name)")
+
+def _builtin_commands(commands: Any) -> None:
+    recipe = commands.add_parser("recipe", help="run a recipe (a file or a built-in name)")
     _recipe_arguments(recipe)
     recipe.add_argument("--progress", choices=("auto", "rich", "plain"), default="auto",
                         help="rich display, plain log lines, or auto (rich on a terminal)")
     recipe.add_argument("--log-every", type=int, metavar="N", help="with plain progress, a line every N steps")
     recipe.set_defaults(handler=cmd_recipe)
 
-    validate = commands.add_parser("validate", parents=[common], help="check a recipe without running it")
+    validate = commands.add_parser("validate", help="check a recipe without running it")
     _recipe_arguments(validate)
     validate.set_defaults(handler=cmd_validate)
 
-    listing = commands.add_parser("list", parents=[common],
-                                  help="backbones, losses, optimizers, schedulers and recipes")
+    listing = commands.add_parser("list", help="backbones, losses, optimizers, schedulers, commands and recipes")
     listing.set_defaults(handler=cmd_list)
-    plugins = commands.add_parser("plugins", parents=[common], help="installed plugins and their versions")
+    plugins = commands.add_parser("plugins", help="installed plugins and their versions")
     plugins.set_defaults(handler=cmd_plugins)
-    add_weights_parser(commands, common)
 
-    score = commands.add_parser("score", parents=[common],
-                                help="how stylised an output is and how much of the content it keeps")
+    score = commands.add_parser("score", help="how stylised an output is and how much of the content it keeps")
     score.add_argument("image", metavar="OUTPUT", help="the stylised image to score (it is never modified)")
     score.add_argument("--content", required=True, metavar="IMAGE", help="the content photo")
     score.add_argument("--style", required=True, action="append", metavar="IMAGE",
@@ -56,7 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--weights", metavar="W", help="imagenet, random or a weights file (default: the output's own)")
     score.add_argument("--write", action="store_true", help="add the score to OUTPUT.json")
     score.set_defaults(handler=cmd_score)
-    return parser
+
+
+def _plugin_commands(commands: Any, registry: Registry | None) -> None:
+    """Add each plugin's commands after the built-ins, so that a plugin cannot replace one."""
+    from .registry import default_registry
+
+    for entry in (registry or default_registry()).entries("command"):
+        if entry.name in commands.choices:
+            raise PluginError(f"command '{entry.name}' is registered twice: by stylefw (a built-in command) and by "
+                              f"'{entry.plugin}'", hint="the plugin must choose another name")
+        if not COMMAND_NAME.fullmatch(entry.name):
+            raise PluginError(f"plugin '{entry.plugin}' registered a command with an invalid name '{entry.name}'",
+                              hint="a command's name is lower-case letters, digits, '-' and '_', starting with a letter")
+        help_text = entry.declarations.get("help") or _summary(entry.factory)
+        command = commands.add_parser(entry.name, help=help_text, description=help_text)
+        configure = entry.declarations.get("configure")
+        if configure is not None:
+            configure(command)
+        command.set_defaults(handler=entry.factory)
 
 
 def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,13 +263,18 @@ def _summary(factory: Any) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code, for ``entry`` and for tests."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed usage: 2 for bad usage, 0 for --help
+        early, _ = _early_parser().parse_known_args(argv)  # --version exits here, before any plugin loads
+    except SystemExit as exc:
         return int(exc.code or 0)
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning(args.quiet)
+        warnings.showwarning = _show_warning(early.quiet)
+        try:
+            args = build_parser().parse_args(argv)
+        except StylefwError as exc:  # a plugin failed to load, so no command can be parsed
+            return _fail(exc, debug=early.debug)
+        except SystemExit as exc:  # argparse has printed usage: 2 for bad usage, 0 for --help
+            return int(exc.code or 0)
         return _dispatch(args)
 
 
@@ -232,22 +282,26 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except StylefwError as exc:
-        _report(args, f"error: {exc}")
-        return exc.exit_code
+        return _fail(exc, debug=args.debug)
     except KeyboardInterrupt:
-        _report(args, "interrupted")
+        _report(args.debug, "interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader went away (stylefw list | head): say nothing more, and let exit not flush into the pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_RUNTIME
     except Exception as exc:  # a bug or an environment failure: one line, traceback with --debug
-        _report(args, f"error: {type(exc).__name__}: {exc}\n  hint: run again with --debug to see the traceback")
+        _report(args.debug, f"error: {type(exc).__name__}: {exc}\n  hint: run again with --debug to see the traceback")
         return EXIT_RUNTIME
 
 
-def _report(args: argparse.Namespace, text: str) -> None:
-    if args.debug:
+def _fail(exc: StylefwError, *, debug: bool) -> int:
+    _report(debug, f"error: {exc}")
+    return exc.exit_code
+
+
+def _report(debug: bool, text: str) -> None:
+    if debug:
         traceback.print_exc()
     print(text, file=sys.stderr)
 

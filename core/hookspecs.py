@@ -1,44 +1,53 @@
-"""The hooks a stylefw plugin implements: ``register_*`` get a ``register(name, factory)`` callback; ``on_*`` watch runs."""
+"""The hooks a stylefw plugin implements, typed against ``stylefw.contracts``: ``register_*`` fill the registries,
+``on_*`` watch runs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
-
 import pluggy
 
-if TYPE_CHECKING:
-    from .contracts import RunEnd, RunStart, StageStart, StepEvent
+from .contracts import (BackboneFactory, LossFactory, Register, RegisterCommand, RegisterOptimizer, RunEnd, RunStart,
+                        SchedulerFactory, StageStart, StepEvent)
 
 __all__ = ["hookspec", "hookimpl", "Register"]
 
 hookspec = pluggy.HookspecMarker("stylefw")
 hookimpl = pluggy.HookimplMarker("stylefw")
 
-Register = Callable[[str, Any], None]
+
+@hookspec
+def register_backbones(register: Register[BackboneFactory]) -> None:
+    """Register feature extractors: ``register("vgg19", factory)`` once for each, with a ``BackboneFactory``."""
 
 
 @hookspec
-def register_backbones(register: Register) -> None:
-    """Register feature extractors: ``register("vgg19", factory)``; factories expose ``layer_names``."""
+def register_losses(register: Register[LossFactory]) -> None:
+    """Register loss terms: ``register("gram", factory)`` once for each, with a ``LossFactory``."""
 
 
 @hookspec
-def register_losses(register: Register) -> None:
-    """Register loss terms: ``register("gram", factory)``; factories take the recipe entry's keys."""
+def register_optimizers(register: RegisterOptimizer) -> None:
+    """Register optimizers: ``register("adam", factory, resize_state=...)``, with an ``OptimizerFactory``.
+
+    ``resize_state``, a ``ResizeState``, is optional.
+    """
 
 
 @hookspec
-def register_optimizers(register: Register) -> None:
-    """Register optimizers: ``register("adam", factory)``; ``factory(params, **kwargs)`` returns one."""
+def register_schedulers(register: Register[SchedulerFactory]) -> None:
+    """Register learning-rate schedules: ``register("step", factory)``, with a ``SchedulerFactory``.
+
+    The engine calls the schedule's ``step()`` once after each optimizer step.
+    """
 
 
 @hookspec
-def register_schedulers(register: Register) -> None:
-    """Register learning-rate schedules: ``register("step", factory)``; factories return an object with ``step()``.
+def register_commands(register: RegisterCommand) -> None:
+    """Add ``stylefw`` subcommands: ``register("weights", handler, help=..., configure=...)`` once for each.
 
-    ``factory(optimizer, *, total_steps, **options)`` gets the built optimizer, the run's number of steps and
-    the recipe's ``optimizer.schedule`` keys other than ``name``; a ``torch.optim.lr_scheduler.LRScheduler``
-    qualifies. The engine calls ``step()`` once after each optimizer step.
+    ``configure(parser)`` adds the command's arguments to its ``argparse`` parser, and ``handler(args)`` runs
+    it and returns the exit code. Errors it raises are shown as the built-in commands' are: a
+    ``stylefw.errors.StylefwError`` as its message, hint and exit code, anything else as exit code 1, with
+    tracebacks only under ``--debug``. A name a built-in command or another plugin has is an error naming both.
     """
 
 

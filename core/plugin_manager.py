@@ -51,6 +51,37 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.distributions: dict[str, metadata.Distribution] = {}
 
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Register ``plugin``; a hook implementation whose arguments the hook does not give is a PluginError."""
+        name = name or self.get_canonical_name(plugin)
+        try:
+            return super().register(plugin, name)
+        except pluggy.PluginValidationError as exc:
+            self.unregister(name=name)  # pluggy leaves the hooks it had registered so far
+            details = "; ".join(line.strip() for line in str(exc).splitlines()[1:])
+            raise PluginError(f"{self.describe(name)} does not fit its hook: {details}",
+                              hint="a hook implementation takes the hook's arguments by name: see stylefw.hookspecs"
+                              ) from exc
+
+    def check_pending(self) -> None:
+        """Every hook implementation must be a stylefw hook: a misspelt one is a PluginError naming its plugin."""
+        from .registry import suggest
+
+        hooks = sorted(name for name in vars(self.hook) if not name.startswith("_"))
+        specified = [name for name in hooks if getattr(self.hook, name).has_spec()]
+        problems = [f"{self.describe(impl.plugin_name)} implements '{name}', which is not a stylefw hook"
+                    f"{suggest(name, specified)}"
+                    for name in hooks if name not in specified
+                    for impl in getattr(self.hook, name).get_hookimpls() if not impl.optionalhook]
+        if problems:
+            raise PluginError("; ".join(problems), hint=f"the hooks are {', '.join(specified)}; mark a hook that "
+                              "a later stylefw defines @stylefw.hookimpl(optionalhook=True)")
+
+    def describe(self, name: str) -> str:
+        """``plugin 'name'``, with the distribution it came from when it was installed."""
+        dist = self.distributions.get(name)
+        return f"plugin '{name}' (from {dist.name})" if dist is not None else f"plugin '{name}'"
+
 
 def blocked_plugins() -> set[str]:
     """Plugin names listed, comma-separated, in ``STYLEFW_BLOCK_PLUGINS``."""
@@ -66,6 +97,7 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> PluginManager:
             manager.register(importlib.import_module(name), name=name)
     if load_entry_points:
         _load_entry_points(manager, blocked)
+    manager.check_pending()
     return manager
 
 
@@ -81,9 +113,9 @@ def _load_entry_points(manager: PluginManager, blocked: set[str]) -> None:
                 f"plugin '{entry_point.name}' (from {dist}) failed to import: {type(exc).__name__}: {exc}",
                 hint=f"fix or uninstall {dist}, or skip it with {BLOCK_ENV}={entry_point.name}",
             ) from exc
-        manager.register(plugin, name=entry_point.name)
-        if entry_point.dist is not None:
+        if entry_point.dist is not None:  # first, so that an error registering it names the distribution
             manager.distributions[entry_point.name] = entry_point.dist
+        manager.register(plugin, name=entry_point.name)
 
 
 def plugin_infos(manager: PluginManager) -> list[PluginInfo]:

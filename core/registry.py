@@ -1,4 +1,4 @@
-"""Registries of backbones, losses, optimizers and schedulers, filled by the plugins' ``register_*`` hooks."""
+"""Registries of backbones, losses, optimizers, schedulers and commands, filled by the plugins' ``register_*`` hooks."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ KINDS = {
     "loss": "register_losses",
     "optimizer": "register_optimizers",
     "scheduler": "register_schedulers",
+    "command": "register_commands",
 }
-# kind -> what a plugin may declare beside the factory: register("adam", factory, resize_state=...)
-DECLARATIONS = {"optimizer": ("resize_state",)}
+# kind -> what a plugin may declare beside the factory: register("adam", factory, resize_state=...); a command's
+# "factory" is its handler
+DECLARATIONS = {"optimizer": ("resize_state",), "command": ("help", "configure")}
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ class Registry:
                 f"{kind} '{name}' is registered twice: by '{existing.plugin}' and by '{plugin}'",
                 hint="uninstall one of them, or block one with STYLEFW_BLOCK_PLUGINS",
             )
-        self._entries[kind][name] = Entry(kind, name, factory, plugin, declarations)
+        # a declaration given as None (the contracts' default) is one not made
+        declared = {key: value for key, value in declarations.items() if value is not None}
+        self._entries[kind][name] = Entry(kind, name, factory, plugin, declared)
 
     def get(self, kind: str, name: str) -> Entry:
         """The entry called ``name``; raises ``KeyError`` with the installed names and a did-you-mean."""
@@ -90,6 +94,7 @@ class Registry:
 
 def build_registry(manager: PluginManager) -> Registry:
     """Call every plugin's hooks, giving each a ``register`` that records the plugin's name."""
+    manager.check_pending()  # again: plugins may have been registered since the manager was built
     registry = Registry(manager)
     for kind, hook_name in KINDS.items():
         for impl in getattr(manager.hook, hook_name).get_hookimpls():

@@ -10,15 +10,18 @@ from pathlib import Path
 import pytest
 
 import stylefw
+from stylefw.cli import main
 from stylefw.errors import PluginError
 from stylefw.plugin_manager import BLOCK_ENV, DEFAULT_PLUGINS, PluginInfo, get_plugin_manager, plugin_infos
-from stylefw.registry import build_registry
+from stylefw.plugins import cli_weights
+from stylefw.registry import build_registry, default_registry
 
 BUILTIN_NAMES = {
     "backbone": {"vgg16": "stylefw.plugins.vgg", "vgg19": "stylefw.plugins.vgg"},
     "loss": {name: "stylefw.plugins.losses" for name in ("content", "gram", "tv", "w2")},
     "optimizer": {name: "stylefw.plugins.optimizers" for name in ("adam", "lbfgs", "sgd")},
     "scheduler": {name: "stylefw.plugins.schedulers" for name in ("cosine", "exponential", "none", "step")},
+    "command": {"weights": "stylefw.plugins.vgg"},
 }
 
 
@@ -69,12 +72,17 @@ class OneOfEach:
     def register_schedulers(self, register):
         register("fake_scheduler", "scheduler factory")
 
+    @stylefw.hookimpl
+    def register_commands(self, register):
+        register("fake_command", "command handler")
+
 
 @pytest.mark.parametrize(("kind", "name", "factory"), [
     ("backbone", "fake_backbone", "backbone factory"),
     ("loss", "fake_loss", "loss factory"),
     ("optimizer", "fake_optimizer", "optimizer factory"),
     ("scheduler", "fake_scheduler", "scheduler factory"),
+    ("command", "fake_command", "command handler"),
 ])
 def test_each_hook_fills_its_own_registry(kind, name, factory):
     manager = get_plugin_manager(load_entry_points=False)
@@ -111,6 +119,13 @@ def test_hook_register_schedulers():
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     scheduler = registry.get("scheduler", "step").factory(optimizer, total_steps=10, every=2)
     assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR)
+
+
+def test_hook_register_commands():
+    entry = builtins_only().get("command", "weights")
+    assert entry.plugin == "stylefw.plugins.vgg"  # the backbones' plugin owns the command for their weights
+    assert entry.factory is cli_weights.cmd_weights
+    assert entry.declarations == {"help": cli_weights.HELP, "configure": cli_weights.configure}
 
 
 def test_a_plugin_without_a_scheduler_hook_still_loads():
@@ -195,3 +210,103 @@ def test_import_stylefw_does_not_import_torch():
     code = "import sys, stylefw; stylefw.hookimpl; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# -- hook implementations that fit no hook ------------------------------------------------------
+
+
+class Misspelt:
+    @stylefw.hookimpl
+    def register_loss(self, register):
+        register("never", object)
+
+
+def test_a_misspelt_hook_names_the_plugin_and_the_hook_it_meant():
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(Misspelt(), name="typo-plugin")
+    with pytest.raises(PluginError) as caught:
+        build_registry(manager)
+    assert str(caught.value).startswith("plugin 'typo-plugin' implements 'register_loss', which is not a stylefw "
+                                        "hook (did you mean register_losses?)")
+    assert "optionalhook=True" in caught.value.hint
+
+
+def test_every_misspelt_hook_is_reported_at_once():
+    class Unrelated:
+        @stylefw.hookimpl
+        def frobnicate(self):
+            pass
+
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(Misspelt(), name="typo-plugin")
+    manager.register(Unrelated(), name="odd-plugin")
+    with pytest.raises(PluginError) as caught:
+        manager.check_pending()
+    message = str(caught.value)
+    assert "plugin 'odd-plugin' implements 'frobnicate', which is not a stylefw hook;" in message
+    assert "plugin 'typo-plugin' implements 'register_loss'" in message
+
+
+def test_a_hook_of_a_later_stylefw_marked_optional_is_not_an_error():
+    class FromTheFuture:
+        @stylefw.hookimpl(optionalhook=True)
+        def register_palettes(self, register):
+            register("sunset", object)
+
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(FromTheFuture(), name="future-plugin")
+    assert build_registry(manager).names("loss") == ["content", "gram", "tv", "w2"]
+
+
+def test_a_hook_implementation_with_the_wrong_arguments_names_the_plugin():
+    class WrongArguments:
+        @stylefw.hookimpl
+        def register_losses(self, add):
+            add("never", object)
+
+    manager = get_plugin_manager(load_entry_points=False)
+    with pytest.raises(PluginError) as caught:
+        manager.register(WrongArguments(), name="wrong-plugin")
+    assert str(caught.value).startswith("plugin 'wrong-plugin' does not fit its hook: "
+                                        "hookimpl definition: register_losses(add);")
+    assert manager.get_plugin("wrong-plugin") is None
+    assert "wrong-plugin" not in {impl.plugin_name for impl in manager.hook.register_losses.get_hookimpls()}
+
+
+@pytest.fixture
+def fresh_default_registry():
+    """``default_registry()`` built anew for the test, and again after it, without the test's plugins."""
+    default_registry.cache_clear()
+    yield
+    default_registry.cache_clear()
+
+
+def test_a_misspelt_hook_in_an_installed_plugin_stops_the_cli_with_exit_2(tmp_path, monkeypatch, capsys,
+                                                                          fresh_default_registry):
+    install_fake_plugin(tmp_path / "site", monkeypatch, name="typo", dist="stylefw-typo", version="1.0",
+                        source="""
+                            import stylefw
+
+                            @stylefw.hookimpl
+                            def register_optimizer(register):
+                                register("never", object)
+                        """)
+    assert main(["list"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: plugin 'typo' (from stylefw-typo) implements 'register_optimizer', "
+                                   "which is not a stylefw hook (did you mean register_optimizers?)\n")
+    assert "Traceback" not in captured.err
+
+
+def test_a_declaration_given_as_none_is_not_made():
+    class Plain:
+        @stylefw.hookimpl
+        def register_optimizers(self, register):
+            register("plain", object, resize_state=None)
+
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(Plain(), name="plain-plugin")
+    registry = build_registry(manager)
+    assert registry.get("optimizer", "plain").declarations == {}
+    assert "resize_state" in registry.get("optimizer", "adam").declarations

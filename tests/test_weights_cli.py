@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 
-from stylefw import cli_weights
+from stylefw.plugins import cli_weights
 from stylefw.cli import main
 from stylefw.plugins import weights as weights_module
 from stylefw.plugins.vgg import VGG16, VGG19

@@ -1,4 +1,8 @@
-"""``stylefw weights``: inspect a VGG weights file, convert it to torchvision's layout, download ImageNet weights."""
+"""``stylefw weights``: inspect a VGG weights file, convert it to torchvision's layout, download ImageNet weights.
+
+The VGG plugin adds the command through ``register_commands``. Building its parser imports no torch: the
+actions import what they need when they run.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +12,41 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from stylefw.plugins.vgg_config import CONFIGS, LAYOUTS  # torch-free, unlike plugins.weights
+from stylefw.errors import UserError, WeightsError
 
-from .errors import UserError, WeightsError
+from .vgg_config import CONFIGS, LAYOUTS  # torch-free, unlike plugins.weights
 
-__all__ = ["add_weights_parser", "cmd_inspect", "cmd_convert", "cmd_download", "summarise_ignored"]
+__all__ = ["HELP", "configure", "cmd_weights", "cmd_inspect", "cmd_convert", "cmd_download", "summarise_ignored"]
 
 ARCHS = tuple(CONFIGS)
 OUT_SUFFIXES = (".pth", ".pt", ".safetensors")
+HELP = "inspect, convert or download backbone weights"
 
 
-def add_weights_parser(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``weights inspect|convert|download`` to the ``stylefw`` subcommands."""
-    weights = commands.add_parser("weights", parents=[common], help="inspect, convert or download backbone weights")
-    actions = weights.add_subparsers(dest="action", metavar="ACTION", required=True)
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``inspect``, ``convert`` and ``download`` actions to the ``weights`` command's parser."""
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    inspect = actions.add_parser("inspect", parents=[common], help="layout, architecture and layers of a weights file")
+    inspect = actions.add_parser("inspect", help="layout, architecture and layers of a weights file")
     inspect.add_argument("file", help="a .pth, .pt, .safetensors or Keras .h5 file")
     _layout_argument(inspect)
-    inspect.set_defaults(handler=cmd_inspect)
 
-    convert = actions.add_parser("convert", parents=[common], help="rewrite a weights file in torchvision's layout")
+    convert = actions.add_parser("convert", help="rewrite a weights file in torchvision's layout")
     convert.add_argument("file", help="a weights file in any layout 'stylefw weights inspect' reads")
     convert.add_argument("out", help="the output: .pth or .pt (torch.save), or .safetensors")
     _layout_argument(convert)
     convert.add_argument("--arch", choices=ARCHS, help="the architecture to write (default: the only one that fits, "
                          "or vgg19 when both do)")
     convert.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    convert.set_defaults(handler=cmd_convert)
 
-    download = actions.add_parser("download", parents=[common], help="fetch torchvision's ImageNet weights now")
+    download = actions.add_parser("download", help="fetch torchvision's ImageNet weights now")
     download.add_argument("arch", choices=ARCHS, help="which network's weights")
-    download.set_defaults(handler=cmd_download)
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    """Inspect, convert or download backbone weights."""
+    actions = {"inspect": cmd_inspect, "convert": cmd_convert, "download": cmd_download}
+    return actions[args.action](args)
 
 
 def _layout_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,112 @@
+"""An example stylefw plugin: the ``tiny`` backbone, the ``moments`` loss and the ``signsgd`` optimizer."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Mapping, Sequence
+
+import stylefw
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Tiny", "MomentLoss", "SignSGD", "moments"]
+
+
+class Tiny(nn.Module):
+    """A small conv net with seeded random weights: enough to try recipes, not to make art."""
+
+    layer_names = ("conv1", "relu1", "pool1", "conv2", "relu2")
+
+    def __init__(self, *, weights: str = "random", pooling: str = "max", seed: int = 0) -> None:
+        super().__init__()
+        if weights != "random":
+            raise ValueError(f"tiny has no pretrained weights; use weights: random, not {weights!r}")
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+        pool = nn.MaxPool2d(2) if pooling == "max" else nn.AvgPool2d(2)
+        modules = (nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), pool, nn.Conv2d(16, 32, 3, padding=1), nn.ReLU())
+        self.body = nn.Sequential(OrderedDict(zip(self.layer_names, modules)))
+        generator = torch.Generator().manual_seed(seed)  # the same weights whatever the global seed
+        for conv in (self.body.conv1, self.body.conv2):
+            fan_in = conv.in_channels * 3 * 3
+            conv.weight.data = torch.randn(conv.weight.shape, generator=generator) * (2 / fan_in) ** 0.5
+            conv.bias.data.zero_()
+        self.requires_grad_(False).eval()
+
+    def truncate(self, layer: str) -> None:
+        """Drop every layer after ``layer``, the deepest one the recipe reads."""
+        self.body = self.body[: self.layer_names.index(layer) + 1]
+
+    def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        outputs, x = {}, image
+        for name, module in self.body.named_children():
+            x = module(x)
+            if name in layers:
+                outputs[name] = x
+            if len(outputs) == len(set(layers)):
+                break
+        return outputs
+
+
+def moments(features: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and standard deviation of N×C×H×W features, as N×2×C."""
+    flat = features.flatten(2)
+    # the epsilon keeps the gradient finite for a channel that a ReLU zeroes everywhere
+    std = (flat.var(2, unbiased=False) + 1e-5).sqrt()
+    return torch.stack([flat.mean(2), std], dim=1)
+
+
+class MomentLoss:
+    """Mean squared error between feature moments and the styles' blended moments (Li et al. 2017)."""
+
+    def __init__(self, *, layers: Sequence[str]) -> None:
+        if isinstance(layers, str) or not layers:
+            raise ValueError("layers must be a non-empty list of layer names")
+        self.layers = list(layers)
+        self.targets: dict[str, torch.Tensor] = {}
+
+    def prepare(self, targets) -> None:
+        self.targets = {
+            layer: sum(blend * moments(features[layer]) for features, blend in targets.styles) for layer in self.layers
+        }
+
+    def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        return sum(F.mse_loss(moments(features[layer]), self.targets[layer]) for layer in self.layers)
+
+
+class SignSGD(torch.optim.Optimizer):
+    """Steps each value by ``lr`` against the sign of its gradient (Bernstein et al. 2018)."""
+
+    def __init__(self, params, *, lr: float = 0.01) -> None:
+        if not lr > 0:
+            raise ValueError(f"lr must be above 0, not {lr!r}")
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure):
+        with torch.enable_grad():
+            loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    param.add_(param.grad.sign(), alpha=-group["lr"])
+        return loss
+
+
+@stylefw.hookimpl
+def register_backbones(register) -> None:
+    """The example backbone."""
+    register("tiny", Tiny)
+
+
+@stylefw.hookimpl
+def register_losses(register) -> None:
+    """The example loss."""
+    register("moments", MomentLoss)
+
+
+@stylefw.hookimpl
+def register_optimizers(register) -> None:
+    """The example optimizer."""
+    register("signsgd", SignSGD)
