@@ -1,6 +1,7 @@
 """Multi-scale against single-scale rendering with real weights: time to quality, equal-time scores, and sizes.
 
-    python benchmarks/multiscale.py quality [--size 512] [--single-steps 500] [--steps 150] [--out docs/multiscale.jpg]
+    python benchmarks/multiscale.py quality [--size 512] [--single-steps 500] [--steps 150] [--min-size 128]
+                                            [--out docs/multiscale.jpg]
     python benchmarks/multiscale.py equal-time [--size 256] [--steps 100]
     python benchmarks/multiscale.py sizes [--sizes 512 1024] [--steps 150] [--single-steps 500]
 
@@ -107,16 +108,20 @@ def quality(args: argparse.Namespace) -> None:
     content, style = (str(SHARED / "images" / name) for name in args.pair.split(":"))
     data = base(content, style, args.size)
     evaluate = Evaluator(data)
-    runs = {"single-scale": {"steps": args.single_steps},
-            "auto + average 0.99": {"steps": args.steps, "scales": "auto", "average": 0.99},
-            "auto": {"steps": args.steps, "scales": "auto"}}
+    multi = {"steps": args.steps, "scales": "auto", "min_size": args.min_size}
+    runs = {"single-scale": {"steps": args.single_steps}, "auto + average 0.99": {**multi, "average": 0.99},
+            "auto": multi}
     curves, images = {}, {}
     for name, changes in runs.items():
         curve = Curve(evaluate, args.size, args.every)
         result = stylefw.run({**data, **changes}, save=False, on_event=curve)
         curves[name], images[name] = curve, result.image
+        with tempfile.TemporaryDirectory() as folder:
+            result.image.save(f"{folder}/out.png")
+            score = score_files(f"{folder}/out.png", content, [style], backbone="vgg16", weights=str(HED))
         print(f"{name}: final loss {curve.points[-1][2]:.4g} after {curve.points[-1][0]:.0f} s, "
-              f"{curve.points[-1][1]:.0f} full-size step equivalents", flush=True)
+              f"{curve.points[-1][1]:.0f} full-size step equivalents; style {score.style:.3f} "
+              f"content {score.content:.3f}", flush=True)
     target = curves["single-scale"].points[-1]
     print(f"\ntarget: the single-scale run's final loss {target[2]:.4g} ({target[0]:.0f} s, {target[1]:.0f} steps)")
     for name, curve in curves.items():
@@ -184,6 +189,7 @@ def main() -> None:
     one.add_argument("--size", type=int, default=512)
     one.add_argument("--single-steps", type=int, default=500)
     one.add_argument("--steps", type=int, default=150, help="steps per stage of the multi-scale runs")
+    one.add_argument("--min-size", type=int, default=128, help="the multi-scale runs' min_size")
     one.add_argument("--every", type=int, default=10)
     one.add_argument("--pair", default="astronaut.png:starry_night.jpg")
     one.add_argument("--out", default=str(ROOT / "docs" / "multiscale.jpg"))
