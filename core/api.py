@@ -17,6 +17,7 @@ from .engine import build_backbone, build_losses, open_inputs, select_device
 from .events import PluginHooks, Snapshots, StepCallback, Trace, broadcast, sigint_stops
 from .image import save_image, to_pil, write_json
 from .plugin_manager import plugin_infos
+from .preflight import preflight
 from .recipe import Recipe, load_recipe, recipe_from_dict
 from .registry import Registry, default_registry
 from .stages import StagedRun, warn_upscaled_styles
@@ -76,12 +77,20 @@ def _terms(step: Step) -> dict[str, dict[str, float]]:
 
 def resolve_recipe(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (),
                    registry: Registry | None = None) -> Recipe:
-    """A validated Recipe from a path, a built-in name, a dict or a Recipe, with ``overrides`` applied."""
+    """A validated Recipe from a path, a built-in name, a dict or a Recipe, with ``overrides`` applied.
+
+    Its losses, optimizer and schedule are then built once (see :mod:`stylefw.preflight`), so options
+    that only a plugin can refuse are a RecipeError here, before any image is decoded.
+    """
+    registry = registry or default_registry()
     if isinstance(recipe, Recipe):
-        return recipe.with_overrides(overrides) if overrides else recipe
-    if isinstance(recipe, Mapping):
-        return recipe_from_dict(recipe, overrides=overrides, registry=registry)
-    return load_recipe(recipe, overrides, registry=registry)
+        resolved = recipe.with_overrides(overrides, registry=registry) if overrides else recipe
+    elif isinstance(recipe, Mapping):
+        resolved = recipe_from_dict(recipe, overrides=overrides, registry=registry)
+    else:
+        resolved = load_recipe(recipe, overrides, registry=registry)
+    preflight(resolved, registry)
+    return resolved
 
 
 def create_backbone(name: str, *, registry: Registry | None = None, **kwargs: Any) -> torch.nn.Module:

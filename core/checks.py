@@ -1,22 +1,39 @@
-"""Type and range checks that record problems at dotted key paths instead of raising at the first."""
+"""Type and range checks that record problems at dotted key paths instead of raising at the first.
+
+A plugin's options are checked against its factory's signature: the keyword names, then the annotations
+(``Literal``, plain types, lists, mappings, unions) and the markers of :mod:`stylefw.markers` in them.
+"""
 
 from __future__ import annotations
 
 import inspect
+import types
 import typing
-from typing import Any, Callable, Mapping
+from collections import abc
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import Problem
+from .markers import File, Range
 from .registry import suggest
 
-__all__ = ["Checker", "kind_of"]
+__all__ = ["Checker", "declares_values", "kind_of"]
 
 
 class Checker:
     """Collects :class:`Problem` records; each check returns the checked value, or None after a problem."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, base_dir: Path | None = None, overridden: Iterable[str] = ()) -> None:
         self.problems: list[Problem] = []
+        self.base_dir = base_dir
+        self.overridden = tuple(overridden)
+
+    def anchor(self, path: str) -> Path:
+        """The folder a relative file path at ``path`` resolves against: the recipe's, or for an override the cwd."""
+        if self.base_dir is None or any(path == key or path.startswith((f"{key}.", f"{key}["))
+                                        for key in self.overridden):
+            return Path.cwd()
+        return self.base_dir
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -97,33 +114,163 @@ class Checker:
                 self.add(path, f"missing required key '{p.name}' for {what}")
         return len(self.problems) == before
 
+    def annotated(self, path: str, factory: Callable, options: Mapping, *,
+                  fallback: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """``options`` checked against their parameters' annotations, files resolved; None after a problem.
 
-    def annotated(self, path: str, factory: Callable, options: Mapping) -> bool:
-        """Check options against their parameters' annotations: ``Literal[...]`` choices and plain types."""
+        ``fallback`` gives the annotation to use for a parameter whose own declares no values (see
+        :func:`declares_values`), such as the ``weights`` of a backbone written for stylefw 0.1.
+        """
         try:
             parameters = inspect.signature(factory, eval_str=True).parameters
-        except Exception:  # an annotation that does not evaluate: nothing to check it against
-            return True
+        except Exception:  # no signature, or an annotation that does not evaluate: nothing to check against
+            return dict(options)
         before = len(self.problems)
+        checked = {}
         for key, value in options.items():
-            annotation = parameters[key].annotation if key in parameters else None
-            if typing.get_origin(annotation) is typing.Literal:
-                self.choice(f"{path}.{key}", value, typing.get_args(annotation))
-            elif annotation in PLAIN_TYPES and not _fits(value, annotation):
-                self.add(f"{path}.{key}", f"expected {PLAIN_TYPES[annotation]}, got {kind_of(value)} {value!r}")
-        return len(self.problems) == before
+            annotation = parameters[key].annotation if key in parameters else inspect.Parameter.empty
+            if fallback and key in fallback and not declares_values(annotation):
+                annotation = fallback[key]
+            checked[key] = self.fit(f"{path}.{key}", value, annotation)
+        return checked if len(self.problems) == before else None
+
+    def fit(self, path: str, value: Any, annotation: Any) -> Any:
+        """``value`` checked against ``annotation``, problems recorded at ``path`` and below; files resolved."""
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is typing.Annotated:
+            before = len(self.problems)
+            value = self.fit(path, value, args[0])
+            for marker in annotation.__metadata__:
+                if len(self.problems) == before:
+                    value = self.marked(path, value, marker)
+            return value
+        if origin is typing.Literal:
+            self.choice(path, value, args)
+        elif origin in UNIONS:
+            return self.union(path, value, args)
+        elif origin in SEQUENCES or origin is tuple:
+            return self.items(path, value, origin, args)
+        elif origin in MAPPINGS:
+            if self.mapping(path, value) and len(args) == 2:
+                return {key: self.fit(f"{path}.{key}", item, args[1]) for key, item in value.items()}
+        elif annotation in PLAIN_TYPES and not _fits(value, annotation):
+            self.add(path, f"expected {PLAIN_TYPES[annotation]}, got {kind_of(value)} {value!r}")
+        return value
+
+    def union(self, path: str, value: Any, members: tuple[Any, ...]) -> Any:
+        """A value that fits one member; else the problems of the member its shape matches (a list, a mapping)."""
+        if value is None and type(None) in members:
+            return value
+        members = tuple(member for member in members if member is not type(None))
+        attempts = [self._attempt(path, value, member) for member in members]
+        for fitted, problems in attempts:
+            if not problems:
+                return fitted
+        shaped = [problems for (_, problems), member in zip(attempts, members) if _shaped(value, member)]
+        if shaped or len(members) == 1:
+            self.problems += (shaped or [attempts[0][1]])[0]
+        else:
+            wanted = " or ".join(dict.fromkeys(_describe(member) for member in members))
+            self.add(path, f"expected {wanted}, got {kind_of(value)} {value!r}")
+        return value
+
+    def items(self, path: str, value: Any, origin: Any, args: tuple[Any, ...]) -> Any:
+        """A list checked item by item: ``tuple[float, float]`` fixes its length, ``Sequence[str]`` does not."""
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            self.add(path, f"expected a list, got {kind_of(value)} {value!r}")
+            return value
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                self.add(path, f"expected a list of {len(args)} values, got {len(value)}: {value!r}")
+                return value
+            kinds = args
+        else:
+            kinds = (args[0] if args else typing.Any,) * len(value)
+        return type(value)(self.fit(f"{path}[{i}]", item, kind) for i, (item, kind) in enumerate(zip(value, kinds)))
+
+    def marked(self, path: str, value: Any, marker: Any) -> Any:
+        """Apply one ``Annotated`` marker that this stylefw knows (:class:`Range`, :class:`File`); ignore others."""
+        if isinstance(marker, Range) and _is_number(value) and value not in marker:
+            self.add(path, f"{value} is out of range; use {marker.describe()}")
+        elif isinstance(marker, File):
+            return self.file(path, value, marker)
+        return value
+
+    def file(self, path: str, value: Any, marker: File) -> Any:
+        """One of the marker's names, or the absolute path of an existing file."""
+        if value in marker.names:
+            return value
+        if not isinstance(value, str) or not value:
+            self.add(path, f"expected {marker.describe()}, got {kind_of(value)} {value!r}")
+            return value
+        resolved = (self.anchor(path) / Path(value).expanduser()).resolve()
+        if not resolved.is_file():
+            what = path.rsplit(".", 1)[-1]
+            self.add(path, f"{what} file not found: {resolved} (use {marker.describe()})")
+            return value
+        return str(resolved)
+
+    def _attempt(self, path: str, value: Any, annotation: Any) -> tuple[Any, list[Problem]]:
+        """Fit ``value`` to one member of a union, keeping its problems apart from the others'."""
+        kept, self.problems = self.problems, []
+        try:
+            return self.fit(path, value, annotation), self.problems
+        finally:
+            self.problems = kept
 
 
-# annotations checked as they are; unions, generics and classes are left to the factory itself
+# annotations checked as they are; other classes (Path, Tensor, ...) are left to the factory itself
 PLAIN_TYPES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+UNIONS = (typing.Union, types.UnionType)
+SEQUENCES = (list, abc.Sequence, abc.MutableSequence)
+MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
+
+
+def declares_values(annotation: Any) -> bool:
+    """Whether ``annotation`` says which values are valid: a ``Literal`` or a marker, alone or in a union."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Literal, typing.Annotated):
+        return True
+    return origin in UNIONS and any(declares_values(member) for member in typing.get_args(annotation))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _fits(value: Any, annotation: type) -> bool:
     if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return _is_number(value)
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, annotation)
+
+
+def _shaped(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` has the shape ``annotation`` asks for, so that member's problems are the ones to report."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _shaped(value, args[0])
+    if origin in MAPPINGS:
+        return isinstance(value, dict)
+    if origin in SEQUENCES or origin is tuple:
+        return isinstance(value, (list, tuple))
+    if origin is typing.Literal:
+        return any(type(choice) is type(value) for choice in args)
+    return annotation in PLAIN_TYPES and _fits(value, annotation)
+
+
+def _describe(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _describe(args[0])
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(choice) for choice in args)
+    if origin in MAPPINGS:
+        return "a mapping"
+    if origin in SEQUENCES or origin is tuple:
+        return "a list"
+    return PLAIN_TYPES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def kind_of(value: Any) -> str:

@@ -137,9 +137,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     from .recipe import find_recipe, load_recipe
 
     path = find_recipe(args.recipe)
-    recipe = load_recipe(path, overrides_from(args))
-    if recipe.output is None:
-        recipe = recipe.with_overrides({"output": str(Path.cwd() / f"{path.stem}.png")})
+    recipe = load_recipe(path, overrides_from(args), defaults={"output": str(Path.cwd() / f"{path.stem}.png")})
     with _renderer(args, recipe.total_steps) as renderer:
         result = run(recipe, on_event=renderer, on_download=renderer.download)
     return _report_run(args, result)
@@ -189,7 +187,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         losses = ", ".join(f"{loss.label} ×{loss.weight:g}" for loss in recipe.losses)
         schedule = recipe.optimizer.schedule
         with_schedule = f" with the {schedule.name} schedule" if schedule else ""
-        print(f"{path}: valid. {recipe.backbone.name} ({recipe.backbone.weights} weights), losses: {losses}; "
+        weights = f" ({recipe.backbone.weights} weights)" if recipe.backbone.weights is not None else ""
+        print(f"{path}: valid. {recipe.backbone.name}{weights}, losses: {losses}; "
               f"{recipe.optimizer.name}{with_schedule} {_plan(recipe)}")
     return EXIT_OK
 

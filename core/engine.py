@@ -85,8 +85,7 @@ def _open(ref: ImageRef, key: str, on_download: Callable | None):
 def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, cut: bool = True) -> torch.nn.Module:
     """The recipe's backbone, frozen, in eval mode, and with ``cut`` cut after the deepest layer any loss reads."""
     entry = registry.get("backbone", recipe.backbone.name)
-    spec = recipe.backbone
-    backbone = entry.factory(weights=spec.weights, pooling=spec.pooling, **spec.options)
+    backbone = entry.factory(**recipe.backbone.options)
     last = deepest(entry.factory, recipe.layers)
     if cut and last is not None and hasattr(backbone, "truncate"):
         backbone.truncate(last)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
 from .errors import Problem
 
-__all__ = ["parse_key", "parse_value", "apply_overrides", "coerce_numbers"]
+__all__ = ["parse_key", "parse_value", "apply_overrides", "override_keys", "coerce_numbers"]
 
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*$")
 _TOKEN = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]")
@@ -43,18 +43,43 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(data: dict, overrides: Iterable[str] | Mapping[str, Any]) -> list[Problem]:
-    """Set each override in ``data`` in place; return a problem for each one that cannot be applied."""
+# expand(dotted_path, value) -> value: a section's full form, for an override that reaches into a shorthand
+Expand = Callable[[str, Any], Any]
+
+
+def apply_overrides(data: dict, overrides: Iterable[str] | Mapping[str, Any], *,
+                    expand: Expand | None = None) -> list[Problem]:
+    """Set each override in ``data`` in place; return a problem for each one that cannot be applied.
+
+    ``expand`` turns a value that an override reaches into (``optimizer.schedule.floor`` into
+    ``schedule: cosine``) into its full form first, so the raw recipe needs no normalising beforehand.
+    """
     problems = []
-    items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
-    for item in items:
-        key = item[0] if isinstance(item, tuple) else item.partition("=")[0].strip()
+    for item in _items(overrides):
+        key = _key(item)
         try:
             key, value = item if isinstance(item, tuple) else _split(item)
-            _set(data, parse_key(key), value)
+            _set(data, parse_key(key), value, expand or _unchanged)
         except ValueError as exc:
             problems.append(Problem(f"--set {key}", str(exc)))
     return problems
+
+
+def override_keys(overrides: Iterable[str] | Mapping[str, Any]) -> list[str]:
+    """The dotted key each override sets, such as ``losses[1].weight``, in order."""
+    return [_key(item) for item in _items(overrides)]
+
+
+def _items(overrides: Iterable[str] | Mapping[str, Any]) -> list[Any]:
+    return list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
+
+
+def _key(item: str | tuple[str, Any]) -> str:
+    return item[0] if isinstance(item, tuple) else item.partition("=")[0].strip()
+
+
+def _unchanged(path: str, value: Any) -> Any:
+    return value
 
 
 def _split(assignment: str) -> tuple[str, Any]:
@@ -64,21 +89,21 @@ def _split(assignment: str) -> tuple[str, Any]:
     return key.strip(), parse_value(text)
 
 
-def _set(data: dict, path: list[str | int], value: Any) -> None:
+def _set(data: dict, path: list[str | int], value: Any, expand: Expand) -> None:
     node: Any = data
     for position, token in enumerate(path[:-1]):
-        node = _child(node, token, path[position + 1], _dotted(path[: position + 1]))
+        node = _child(node, token, path[position + 1], _dotted(path[: position + 1]), expand)
     _assign(node, path[-1], value, _dotted(path))
 
 
-def _child(node: Any, token: str | int, next_token: str | int, where: str) -> Any:
+def _child(node: Any, token: str | int, next_token: str | int, where: str, expand: Expand) -> Any:
     if isinstance(token, int):
         _check_index(node, token, where)
-        return node[token]
-    if not isinstance(node, dict):
+    elif not isinstance(node, dict):
         raise ValueError(f"cannot set a key inside {where.rsplit('.', 1)[0] or 'the recipe'}: it is not a mapping")
-    if node.get(token) is None:
+    elif node.get(token) is None:
         node[token] = [] if isinstance(next_token, int) else {}
+    node[token] = expand(where, node[token])
     return node[token]
 
 

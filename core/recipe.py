@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .errors import Problem, RecipeError, UserError
-from .overrides import apply_overrides, coerce_numbers
+from .overrides import apply_overrides, coerce_numbers, override_keys
 from .registry import Registry, default_registry, suggest
 from .scales import ScaleSpec, Scales, plan
 
@@ -47,12 +48,20 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """Which backbone to build and the keyword arguments to build it with."""
+    """Which backbone to build and the options to build it with: the recipe's keys, files resolved."""
 
     name: str
-    weights: str
-    pooling: str
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def weights(self) -> Any:
+        """The ``weights`` option (``imagenet``, ``random`` or a path for VGG), or None for a backbone without one."""
+        return self.options.get("weights")
+
+    @property
+    def pooling(self) -> Any:
+        """The ``pooling`` option (``max`` or ``avg`` for VGG), or None for a backbone without one."""
+        return self.options.get("pooling")
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ class ColorSpec:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A validated recipe; ``data`` is the same recipe as a plain dict, with defaults filled in."""
+    """A validated recipe; ``data`` gives the same recipe as a plain mapping, with defaults filled in."""
 
     content: ImageRef
     styles: tuple[ImageRef, ...]
@@ -110,15 +119,42 @@ class Recipe:
     save_every: int
     color: ColorSpec
     score: bool
-    data: Mapping[str, Any]
     source: str | None = None
     scales: Scales = 1
     min_size: int = 128
     average: float = 0.0
 
-    def with_overrides(self, overrides: Iterable[str] | Mapping[str, Any]) -> "Recipe":
-        """A new recipe with ``overrides`` applied to this one and validated again."""
-        return recipe_from_dict(copy.deepcopy(dict(self.data)), overrides=overrides, source=self.source)
+    @property
+    def data(self) -> dict[str, Any]:
+        """The recipe as a plain mapping, keys in the schema's order, as outputs record it (a fresh copy each time)."""
+        return {
+            "version": 1,  # the only version this stylefw reads
+            "content": _image_dict(self.content, weighted=False),
+            "style": [_image_dict(ref) for ref in self.styles],
+            "size": self.size,
+            "style_scale": self.style_scale,
+            "backbone": {"name": self.backbone.name, **copy.deepcopy(dict(self.backbone.options))},
+            "losses": [{"name": loss.name, "weight": loss.weight, **copy.deepcopy(dict(loss.options))}
+                       for loss in self.losses],
+            "optimizer": _optimizer_dict(self.optimizer),
+            "steps": self.steps,
+            "scales": [dataclasses.asdict(stage) for stage in self.scales] if isinstance(self.scales, tuple)
+            else self.scales,
+            "min_size": self.min_size,
+            "average": self.average,
+            "init": self.init,
+            "seed": self.seed,
+            "device": self.device,
+            "output": str(self.output) if self.output else None,
+            "save_every": self.save_every,
+            "color": {key: value for key, value in dataclasses.asdict(self.color).items() if value is not None},
+            "score": self.score,
+        }
+
+    def with_overrides(self, overrides: Iterable[str] | Mapping[str, Any], *,
+                       registry: Registry | None = None) -> "Recipe":
+        """A new recipe: this one's mapping with ``overrides`` applied, validated once against ``registry``."""
+        return recipe_from_dict(self.data, overrides=overrides, source=self.source, registry=registry)
 
     @property
     def stages(self) -> tuple[ScaleSpec, ...]:
@@ -139,7 +175,20 @@ class Recipe:
         return list(seen)
 
 
+def _image_dict(ref: ImageRef, *, weighted: bool = True) -> dict[str, Any]:
+    # content takes no weight key: writing one would make the resolved recipe fail validation
+    weight = {"weight": ref.weight} if weighted else {}
+    return {"image": ref.source, **weight, **({"sha256": ref.sha256} if ref.sha256 else {})}
+
+
+def _optimizer_dict(spec: OptimizerSpec) -> dict[str, Any]:
+    # no schedule key for a constant rate, so recipes without one resolve exactly as before schedules existed
+    schedule = {"schedule": {"name": spec.schedule.name, **spec.schedule.options}} if spec.schedule else {}
+    return {"name": spec.name, **copy.deepcopy(dict(spec.options)), **schedule}
+
+
 def is_url(source: str) -> bool:
+    """Whether ``source`` is an http(s) URL rather than a file path."""
     return source.startswith(("http://", "https://"))
 
 
@@ -169,8 +218,13 @@ def load_recipe(
     overrides: Iterable[str] | Mapping[str, Any] = (),
     *,
     registry: Registry | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Recipe:
-    """Load and validate a recipe file (or a built-in recipe by name), applying ``overrides`` first."""
+    """Load and validate a recipe file (or a built-in recipe by name), applying ``overrides`` first.
+
+    ``defaults`` fill the keys that the file and the overrides leave empty, as ``stylefw recipe`` names
+    the output after the recipe.
+    """
     path = find_recipe(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -187,7 +241,8 @@ def load_recipe(
         data = {}
     if not isinstance(data, dict):
         raise RecipeError([Problem("", f"a recipe must be a mapping of keys, not {type(data).__name__}")], source=str(path))
-    return recipe_from_dict(data, overrides=overrides, base_dir=path.parent, source=str(path), registry=registry)
+    return recipe_from_dict(data, overrides=overrides, base_dir=path.parent, source=str(path), registry=registry,
+                            defaults=defaults)
 
 
 def recipe_from_dict(
@@ -197,20 +252,26 @@ def recipe_from_dict(
     base_dir: str | Path | None = None,
     source: str | None = None,
     registry: Registry | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Recipe:
-    """Validate a recipe given as a dict.
+    """Validate a recipe given as a mapping, in one pass: overrides applied, shorthands expanded, every key checked.
 
     Relative input paths in ``data`` resolve against ``base_dir`` (the recipe's folder; default the
-    current directory), and those in ``overrides`` against the current directory, as a user typing
-    them expects.
+    current directory), and those in ``overrides`` and ``defaults`` against the current directory, as a
+    user typing them expects. ``defaults`` fill the keys left empty.
     """
-    from .schema import anchor_paths, normalise, validate
+    from .schema import expand, normalise, validate
 
-    data = normalise(coerce_numbers(copy.deepcopy(dict(data))))
-    anchor_paths(data, Path(base_dir) if base_dir is not None else Path.cwd())
-    problems = apply_overrides(data, overrides)
-    data = normalise(data)
-    recipe, found = validate(data, base_dir=Path.cwd(), source=source, registry=registry or default_registry())
+    raw = coerce_numbers(copy.deepcopy(dict(data)))
+    items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
+    problems = apply_overrides(raw, items, expand=expand)
+    given = override_keys(items)
+    for key, value in (defaults or {}).items():
+        if raw.get(key) is None:
+            raw[key] = value
+            given.append(key)
+    recipe, found = validate(normalise(raw), base_dir=Path(base_dir) if base_dir is not None else None,
+                             overridden=given, source=source, registry=registry or default_registry())
     if problems or found:
         raise RecipeError(problems + found, source=source)
     return recipe

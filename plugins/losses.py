@@ -12,16 +12,19 @@
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+from typing import Annotated, Literal, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from stylefw import hookimpl
+from stylefw.markers import Range
 
-__all__ = ["gram", "Normalize", "ContentLoss", "GramLoss", "TVLoss", "layer_weights"]
+__all__ = ["gram", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights"]
 
 Normalize = Literal["relative", "classic"]
+# layer names, or layer name -> that layer's weight (under relative, at least one above 0)
+Layers = Sequence[str] | Mapping[str, Annotated[float, Range(0)]]
 # the smallest target magnitude a relative error divides by: a layer a ReLU zeroes everywhere has none
 _TINY = 1e-12
 
@@ -82,7 +85,7 @@ class _LayerDistance:
 class ContentLoss(_LayerDistance):
     """Squared error between the image's features and the content image's, over layers."""
 
-    def __init__(self, *, layers: Sequence[str] | Mapping[str, float], normalize: Normalize = "relative") -> None:
+    def __init__(self, *, layers: Layers, normalize: Normalize = "relative") -> None:
         super().__init__(layers, normalize)
 
     def prepare(self, targets) -> None:
@@ -98,7 +101,7 @@ class GramLoss(_LayerDistance):
     ``layers`` is a list of layer names, or a mapping of layer name to that layer's weight.
     """
 
-    def __init__(self, *, layers: Sequence[str] | Mapping[str, float], normalize: Normalize = "relative") -> None:
+    def __init__(self, *, layers: Layers, normalize: Normalize = "relative") -> None:
         super().__init__(layers, normalize)
 
     def prepare(self, targets) -> None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch.optim.lr_scheduler import ExponentialLR, LambdaLR, LRScheduler, StepLR
 
 from stylefw import hookimpl
+from stylefw.markers import Range
 
 __all__ = ["Constant", "constant", "step", "exponential", "cosine"]
+
+# a factor above 1 compounds into a diverging rate (1.05 per step is 4e10 times after 500 steps)
+Decay = Annotated[float, Range(0, 1, low_open=True)]
 
 
 class Constant:
@@ -27,19 +32,21 @@ def constant(optimizer: torch.optim.Optimizer, *, total_steps: int) -> Constant:
     return Constant(optimizer)
 
 
-def step(optimizer: torch.optim.Optimizer, *, total_steps: int, every: int, gamma: float = 0.1) -> LRScheduler:
+def step(optimizer: torch.optim.Optimizer, *, total_steps: int, every: Annotated[int, Range(1)],
+         gamma: Decay = 0.1) -> LRScheduler:
     """Multiply the learning rate by gamma every N steps."""
     if every < 1:
         raise ValueError(f"every must be 1 or more, not {every!r}")
     return StepLR(optimizer, step_size=every, gamma=_decay(gamma))
 
 
-def exponential(optimizer: torch.optim.Optimizer, *, total_steps: int, gamma: float) -> LRScheduler:
+def exponential(optimizer: torch.optim.Optimizer, *, total_steps: int, gamma: Decay) -> LRScheduler:
     """Multiply the learning rate by gamma after every step."""
     return ExponentialLR(optimizer, gamma=_decay(gamma))
 
 
-def cosine(optimizer: torch.optim.Optimizer, *, total_steps: int, floor: float = 0.0) -> LRScheduler:
+def cosine(optimizer: torch.optim.Optimizer, *, total_steps: int,
+           floor: Annotated[float, Range(0, 1)] = 0.0) -> LRScheduler:
     """Cosine annealing from the learning rate down to floor times it over the run's steps."""
     if not 0.0 <= floor <= 1.0:
         raise ValueError(f"floor is a fraction of the starting learning rate: use 0 to 1, not {floor!r}")
@@ -54,7 +61,7 @@ def cosine(optimizer: torch.optim.Optimizer, *, total_steps: int, floor: float =
 
 
 def _decay(gamma: float) -> float:
-    # a factor above 1 compounds into a diverging rate (1.05 per step is 4e10 times after 500 steps)
+    # validation checks recipes against Decay; this guards Python callers
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be above 0 and at most 1, not {gamma!r}")
     return gamma

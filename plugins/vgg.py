@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar, Literal, Sequence, get_args
+from typing import Annotated, ClassVar, Literal, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
@@ -12,14 +12,18 @@ from torch import nn
 
 from stylefw import hookimpl
 from stylefw.errors import StylefwWarning, WeightsError
+from stylefw.markers import File
 
 from . import cli_weights
 from .vgg_config import CONFIGS, vgg_layer_names
 from .weights import InputSpace, Layout, VGGWeights, imagenet_weights, read_weights, torchvision_input
 
-__all__ = ["VGG", "VGG16", "VGG19", "FirstPadding", "vgg_layer_names"]
+__all__ = ["VGG", "VGG16", "VGG19", "FirstPadding", "Pooling", "WeightsOption", "vgg_layer_names"]
 
 FirstPadding = Literal["auto", "zeros", "reflect", "replicate"]
+Pooling = Literal["max", "avg"]
+# the weights a recipe names: torchvision's ImageNet set, a seeded initialisation, or a file in any layout
+WeightsOption = Annotated[str | Path, File("imagenet", "random")]
 FIRST_PADDINGS: tuple[str, ...] = get_args(FirstPadding)
 
 
@@ -48,7 +52,7 @@ class VGG(nn.Module):
     arch: ClassVar[str]
     layer_names: ClassVar[tuple[str, ...]]
 
-    def __init__(self, *, weights: str | Path = "imagenet", pooling: Literal["max", "avg"] = "max", seed: int = 0,
+    def __init__(self, *, weights: WeightsOption = "imagenet", pooling: Pooling = "max", seed: int = 0,
                  layout: Layout = "auto", first_padding: FirstPadding = "auto") -> None:
         super().__init__()
         if pooling not in ("max", "avg"):

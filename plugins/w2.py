@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Annotated, Mapping
 
 import torch
 
 from stylefw.errors import StylefwWarning
-from stylefw.plugins.losses import Normalize, layer_weights
+from stylefw.markers import Range
+from stylefw.plugins.losses import Layers, Normalize, layer_weights
 
 __all__ = ["sqrtm", "gaussian", "W2Loss"]
 
@@ -171,10 +172,10 @@ class W2Loss:
     def __init__(
         self,
         *,
-        layers: Sequence[str] | Mapping[str, float],
+        layers: Layers,
         normalize: Normalize = "relative",
-        ridge: float = 1e-4,
-        iterations: int = ITERATIONS,
+        ridge: Annotated[float, Range(0)] = 1e-4,
+        iterations: Annotated[int, Range(1)] = ITERATIONS,
     ) -> None:
         weights = layer_weights(layers, normalize)
         if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not 0 <= ridge < float("inf"):

@@ -298,7 +298,7 @@ def test_validate_a_broken_recipe_lists_every_problem(work: Path, capsys: pytest
     lines = err.splitlines()
     assert lines[0] == "error: broken.yaml: 4 problems in recipe"
     assert [line.split(":")[0] for line in lines[1:5]] == [
-        "  stpes", "  losses[0].name", "  losses[1].layers[0]", "  optimizer"]
+        "  stpes", "  losses[0].name", "  losses[1].layers[0]", "  optimizer.lr"]
     assert "  losses[1].layers[0]: unknown layer 'conv9_9' for vgg19 (did you mean conv5_1?)" in lines
     assert "Traceback" not in err
 

@@ -70,12 +70,22 @@ def test_a_recipe_of_example_items_runs_and_lowers_the_loss(recipe):
 
 def test_the_recipe_validator_checks_example_items(recipe):
     recipe["losses"][0]["layers"] = ["relu3"]
-    recipe["optimizer"]["lr"] = -1
+    recipe["optimizer"]["lrr"] = 1
     with pytest.raises(RecipeError) as caught:
         recipe_from_dict(recipe)
     problems = {problem.path: problem.message for problem in caught.value.problems}
     assert "unknown layer 'relu3' for tiny" in problems["losses[0].layers[0]"]
-    assert "lr must be above 0" in problems["optimizer"]
+    assert "unknown option 'lrr' for optimizer 'signsgd' (did you mean lr?)" in problems["optimizer.lrr"]
+
+
+def test_a_value_only_the_example_optimizer_refuses_stops_the_run_with_its_path(recipe):
+    # SignSGD declares no range for lr: validation passes it, and the run refuses it before reading images
+    recipe["optimizer"]["lr"] = -1
+    recipe_from_dict(recipe)
+    with pytest.raises(RecipeError) as caught:
+        stylefw.run(recipe, save=False)
+    assert [(p.path, p.message) for p in caught.value.problems] == [
+        ("optimizer", "optimizer 'signsgd' rejects these options: lr must be above 0, not -1")]
 
 
 def test_tiny_rejects_weights_it_does_not_have():

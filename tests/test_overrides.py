@@ -192,7 +192,7 @@ def test_override_values_are_validated(images: Path) -> None:
     with pytest.raises(RecipeError) as caught:
         recipe_from_dict(RECIPE, base_dir=images, overrides=["steps=abc", "optimizer.lr=-1"])
     assert [str(p) for p in caught.value.problems] == [
-        "optimizer: optimizer 'adam' rejects these options: Invalid learning rate: -1",
+        "optimizer.lr: -1 is out of range; use 0 or more",
         "steps: expected a whole number, got text 'abc'",
     ]
 

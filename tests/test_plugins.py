@@ -108,7 +108,8 @@ def test_hook_register_optimizers():
     import torch
 
     registry = builtins_only()
-    assert registry.get("optimizer", "lbfgs").factory is torch.optim.LBFGS
+    built = registry.get("optimizer", "lbfgs").factory([torch.zeros(1, requires_grad=True)], max_iter=3)
+    assert isinstance(built, torch.optim.LBFGS) and built.defaults["max_iter"] == 3
 
 
 def test_hook_register_schedulers():

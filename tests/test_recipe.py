@@ -241,7 +241,7 @@ def test_every_problem_is_reported_at_once(images: Path) -> None:
         "valid: name, weight, layers, normalize",
         "losses[1].layers[4]: unknown layer 'conv9_9' for vgg19 (did you mean conv5_1?)",
         f"losses[2].name: unknown loss 'gramm' (did you mean gram?); installed: {installed}",
-        "optimizer: optimizer 'adam' rejects these options: Invalid learning rate: -1",
+        "optimizer.lr: -1 is out of range; use 0 or more",
         "steps: 0 is out of range; use 1 to 1000000",
         "init: 'noize' is not one of content, noise, style (did you mean noise?)",
         "device: 'gpu' is not a device; use auto, cpu, cuda, cuda:N or mps",
@@ -348,8 +348,15 @@ def test_missing_loss_option_is_reported(images: Path) -> None:
     [
         ({"name": "adam", "lrr": 0.1},
          "optimizer.lrr: unknown option 'lrr' for optimizer 'adam' (did you mean lr?); valid: name, schedule, lr, "),
-        ({"name": "sgd", "lr": -1}, "optimizer: optimizer 'sgd' rejects these options: Invalid learning rate: -1"),
-        ({"name": "adam", "lr": 0.1, "betas": [0.9, 2.0]}, "optimizer: optimizer 'adam' rejects these options: "),
+        ({"name": "sgd", "lr": -1}, "optimizer.lr: -1 is out of range; use 0 or more"),
+        ({"name": "adam", "lr": 0.1, "betas": [0.9, 2.0]},
+         "optimizer.betas[1]: 2.0 is out of range; use 0 up to, but not including, 1"),
+        ({"name": "adam", "betas": [0.9]}, "optimizer.betas: expected a list of 2 values, got 1: [0.9]"),
+        ({"name": "adam", "eps": 0}, "optimizer.eps: 0 is out of range; use a value above 0"),
+        ({"name": "lbfgs", "history_size": 0}, "optimizer.history_size: 0 is out of range; use 1 or more"),
+        ({"name": "lbfgs", "line_search_fn": "strong-wolfe"},
+         "optimizer.line_search_fn: 'strong-wolfe' is not one of strong_wolfe (did you mean strong_wolfe?)"),
+        ({"name": "sgd", "momentum": -0.5}, "optimizer.momentum: -0.5 is out of range; use 0 or more"),
     ],
 )
 def test_bad_optimizer_options_are_reported(images: Path, optimizer: dict[str, Any], expected: str) -> None:
@@ -496,4 +503,4 @@ def test_with_overrides_validates_again(images: Path) -> None:
     with pytest.raises(RecipeError) as caught:
         recipe.with_overrides({"optimizer.lr": -1, "losses[1].layers[0]": "conv0_1"})
     assert caught.value.source == "r.yaml"
-    assert [p.path for p in caught.value.problems] == ["losses[1].layers[0]", "optimizer"]
+    assert [p.path for p in caught.value.problems] == ["losses[1].layers[0]", "optimizer.lr"]
