@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from . import __version__
-from .contracts import INTERRUPTED, RunControl, RunEnd, Step, StepEvent, Stop
+from .contracts import INTERRUPTED, OnEvent, RunControl, RunEnd, Step, StepEvent, Stop
 from .engine import build_backbone, build_losses, open_inputs, select_device
 from .events import PluginHooks, Snapshots, StepCallback, Trace, broadcast, sigint_stops
 from .image import save_image, to_pil, write_json
@@ -106,7 +106,7 @@ def create_backbone(name: str, *, registry: Registry | None = None, **kwargs: An
 
 
 def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *,
-        on_event: Callable[[Any], None] | None = None,
+        on_event: OnEvent | None = None,
         on_step: Callable[[Step], None] | None = None,
         on_download: Callable[[str, int, int | None], None] | None = None,
         registry: Registry | None = None, save: bool = True) -> Result:

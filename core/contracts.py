@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Backbone", "BackboneFactory", "Loss", "LossFactory", "OptimizerFactory", "ResizeState", "Scheduler",
            "SchedulerFactory", "CommandHandler", "ConfigureCommand", "Register", "RegisterOptimizer", "RegisterCommand",
            "Term", "Step", "Targets", "Stage", "Stop", "RunControl", "RunStart", "StageStart", "StepEvent", "RunEnd",
-           "Event", "Subscriber", "INTERRUPTED"]
+           "Event", "OnEvent", "INTERRUPTED"]
 
 # the stop reason Ctrl-C gives
 INTERRUPTED = "interrupted"
@@ -173,7 +173,7 @@ class RunEnd:
 
 Event = RunStart | StageStart | StepEvent | RunEnd
 # a Python caller's ``on_event``: called with every event, in order
-Subscriber = Callable[[Any], None]
+OnEvent = Callable[[Any], None]
 
 
 # -- what a plugin implements ---------------------------------------------------------------------------------------
