@@ -146,8 +146,7 @@ class StepEvent:
     @property
     def terms(self) -> tuple[Term, ...]:
         """Each term's unweighted value with its label and weight (one host sync for all)."""
-        values = self.values[1:].tolist()
-        return tuple(Term(label, weight, value) for label, weight, value in zip(self.labels, self.weights, values))
+        return self.record().terms
 
     def image(self) -> torch.Tensor:
         """The picture as it would be saved now (the average with ``average``), 1×3×H×W in [0, 1], on the device."""
@@ -157,9 +156,9 @@ class StepEvent:
         """Stop the run cleanly after this step, as Ctrl-C does; ``reason`` goes into the sidecar."""
         self.control.stop(reason)
 
-    def record(self) -> Step:
-        """This step as plain numbers."""
-        total, *values = self.values.tolist()
+    def record(self, row: Sequence[float] | None = None) -> Step:
+        """This step as plain numbers: ``values`` read from the device, or ``row`` if they already were."""
+        total, *values = self.values.tolist() if row is None else row
         terms = tuple(Term(label, weight, value) for label, weight, value in zip(self.labels, self.weights, values))
         return Step(self.step, self.stage.steps, total, terms, self.elapsed, self.stage.index, self.stage.size)
 

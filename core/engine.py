@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -28,7 +27,6 @@ class Evaluated:
 
     step: int
     values: torch.Tensor
-    elapsed: float
 
     @property
     def loss(self) -> float:
@@ -138,7 +136,6 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
     contradict the curvature history it builds; pixels past the box then simply stop pulling. The choice
     is made once, at the first step: a converged L-BFGS step evaluates once too, and must not be projected.
     """
-    start = time.perf_counter()
     project = False
     for number in range(1, steps + 1):
         values: list[torch.Tensor] = []
@@ -164,4 +161,4 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
                 image.clamp_(0, 1)
         # the total of the last evaluation, like the terms: L-BFGS evaluates many times and returns the first
         values = torch.stack([torch.as_tensor(value).detach().reshape(()).float() for value in (totals[-1], *values)])
-        yield Evaluated(number, values, time.perf_counter() - start)
+        yield Evaluated(number, values)

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .contracts import (INTERRUPTED, RunControl, RunEnd, RunStart, StageStart, Step, StepEvent, Term)
+from .contracts import INTERRUPTED, RunControl, RunEnd, RunStart, StageStart, Step, StepEvent
 from .errors import RunError
 
 __all__ = ["Subscriber", "broadcast", "Trace", "StepCallback", "Snapshots", "PluginHooks", "sigint_stops",
@@ -78,11 +78,9 @@ class Trace(Subscriber):
 
             rows = torch.stack([event.values for event in self.pending]).tolist()
             events, self.pending = self.pending, []
-            for event, (total, *values) in zip(events, rows):
-                _check_finite(total, event)
-                terms = tuple(Term(label, weight, value) for label, weight, value in zip(event.labels, event.weights, values))
-                self.steps.append(Step(event.step, event.stage.steps, total, terms, event.elapsed, event.stage.index,
-                                       event.stage.size))
+            for event, row in zip(events, rows):
+                _check_finite(row[0], event)
+                self.steps.append(event.record(row))
         return self.steps
 
 

@@ -79,9 +79,10 @@ class PlainRenderer(Renderer):
     def step(self, event: StepEvent) -> None:
         if event.step in (1, event.stage.steps) or event.done % self.every == 0:
             rate = event.done / event.elapsed if event.elapsed > 0 else 0.0
-            terms = "  ".join(f"{t.label} {t.weighted:.4g} (raw {t.value:.4g} × {t.weight:g})" for t in event.terms)
+            step = event.record()  # one read from the device for the loss and every term
+            terms = "  ".join(f"{t.label} {t.weighted:.4g} (raw {t.value:.4g} × {t.weight:g})" for t in step.terms)
             self.message(f"{where(event)}  {rate:.2f} it/s  eta {format_duration(self.work.remaining(event))}  "
-                         f"loss {event.loss:.4g}  {terms}")
+                         f"loss {step.loss:.4g}  {terms}")
 
     def download(self, url: str, done: int, total: int | None) -> None:
         if url not in self._downloading:
@@ -145,7 +146,8 @@ class RichRenderer(Renderer):
         now = time.monotonic()
         if now - self.shown >= self.interval or event.step == event.stage.steps:
             self.shown = now
-            self.progress.losses = _loss_table(event.terms, event.loss)
+            step = event.record()
+            self.progress.losses = _loss_table(step.terms, step.loss)
 
     def download(self, url: str, done: int, total: int | None) -> None:
         if url not in self.downloads:
