@@ -15,6 +15,7 @@ from .errors import PluginError
 __all__ = [
     "DEFAULT_PLUGINS",
     "BLOCK_ENV",
+    "BuiltinPlugin",
     "ENTRY_POINT_GROUP",
     "PluginInfo",
     "PluginManager",
@@ -25,13 +26,33 @@ __all__ = [
 ENTRY_POINT_GROUP = "stylefw"
 BLOCK_ENV = "STYLEFW_BLOCK_PLUGINS"
 
-# Built-ins register through the same hooks as everyone else; these are just imported, not discovered.
-DEFAULT_PLUGINS = (
-    "stylefw.plugins.vgg",
-    "stylefw.plugins.losses",
-    "stylefw.plugins.optimizers",
-    "stylefw.plugins.schedulers",
-)
+# The built-in plugins register through the same hooks as everyone else; they are not discovered. Each is
+# plugin name -> hook -> the module whose function of that name implements it. A module is imported when its
+# hook is first called, so that commands needing no backbone (``stylefw --help``) do not import torch.
+DEFAULT_PLUGINS: dict[str, dict[str, str]] = {
+    "stylefw.plugins.vgg": {"register_backbones": "stylefw.plugins.vgg",
+                            "register_commands": "stylefw.plugins.cli_weights"},
+    "stylefw.plugins.losses": {"register_losses": "stylefw.plugins.losses"},
+    "stylefw.plugins.optimizers": {"register_optimizers": "stylefw.plugins.optimizers"},
+    "stylefw.plugins.schedulers": {"register_schedulers": "stylefw.plugins.schedulers"},
+}
+
+
+class BuiltinPlugin:
+    """A built-in plugin whose hooks import the module implementing them when they are called."""
+
+    def __init__(self, hooks: dict[str, str]) -> None:
+        for hook, module in hooks.items():
+            setattr(self, hook, _deferred(hook, module))
+
+
+def _deferred(hook: str, module: str):
+    @hookspecs.hookimpl
+    def call(register):  # every built-in hook is a register_* hook
+        return getattr(importlib.import_module(module), hook)(register)
+
+    call.__name__ = call.__qualname__ = hook
+    return call
 
 
 @dataclass(frozen=True)
@@ -92,9 +113,9 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> PluginManager:
     """Build a fresh plugin manager with the built-ins and (optionally) installed plugins."""
     manager = PluginManager()
     blocked = blocked_plugins()
-    for name in DEFAULT_PLUGINS:
+    for name, hooks in DEFAULT_PLUGINS.items():
         if name not in blocked:
-            manager.register(importlib.import_module(name), name=name)
+            manager.register(BuiltinPlugin(hooks), name=name)
     if load_entry_points:
         _load_entry_points(manager, blocked)
     manager.check_pending()

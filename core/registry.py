@@ -43,11 +43,24 @@ def suggest(value: object, options: list[str]) -> str:
 
 
 class Registry:
-    """Named factories by kind; rejects a second registration of a name and names both plugins."""
+    """Named factories by kind; rejects a second registration of a name and names both plugins.
+
+    With a plugin manager, a kind is filled by calling its hook the first time the kind is asked for: the
+    parser needs only the commands, and registering those imports no torch.
+    """
 
     def __init__(self, manager: PluginManager | None = None) -> None:
         self.manager = manager
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self._unfilled = set(KINDS) if manager is not None else set()
+
+    def _kind(self, kind: str) -> dict[str, Entry]:
+        """The entries of ``kind``, after the plugins' hook for it has run."""
+        if kind in self._unfilled:
+            self._unfilled.discard(kind)  # first: the hook's register() calls come back through add()
+            for impl in getattr(self.manager.hook, KINDS[kind]).get_hookimpls():
+                impl.function(register=_registrar(self, kind, impl.plugin_name))
+        return self._entries[kind]
 
     def add(self, kind: str, name: str, factory: Any, plugin: str, **declarations: Any) -> None:
         if not isinstance(name, str) or not name:
@@ -58,7 +71,7 @@ class Registry:
                 raise PluginError(f"plugin '{plugin}' registered {kind} '{name}' with an unknown declaration '{key}'"
                                   f"{suggest(key, list(allowed))}",
                                   hint=f"a {kind} may declare: {', '.join(allowed) or 'nothing beside its factory'}")
-        existing = self._entries[kind].get(name)
+        existing = self._kind(kind).get(name)
         if existing is not None:
             raise PluginError(
                 f"{kind} '{name}' is registered twice: by '{existing.plugin}' and by '{plugin}'",
@@ -71,7 +84,7 @@ class Registry:
     def get(self, kind: str, name: str) -> Entry:
         """The entry called ``name``; raises ``KeyError`` with the installed names and a did-you-mean."""
         try:
-            return self._entries[kind][name]
+            return self._kind(kind)[name]
         except KeyError:
             raise KeyError(self.unknown_message(kind, name)) from None
 
@@ -80,11 +93,11 @@ class Registry:
         return f"unknown {kind} '{name}'{suggest(name, names)}; installed: {', '.join(names) or 'none'}"
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self._entries[kind])
+        return sorted(self._kind(kind))
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         kind, name = item
-        return name in self._entries[kind]
+        return name in self._kind(kind)
 
     def entries(self, kind: str | None = None) -> Iterator[Entry]:
         kinds = [kind] if kind else list(KINDS)
@@ -92,13 +105,16 @@ class Registry:
             yield from (self._entries[each][name] for name in self.names(each))
 
 
-def build_registry(manager: PluginManager) -> Registry:
-    """Call every plugin's hooks, giving each a ``register`` that records the plugin's name."""
+def build_registry(manager: PluginManager, *, lazy: bool = False) -> Registry:
+    """The registry of ``manager``'s plugins: every hook called now, or with ``lazy`` each kind when first used.
+
+    Each hook gets a ``register`` that records the plugin's name.
+    """
     manager.check_pending()  # again: plugins may have been registered since the manager was built
     registry = Registry(manager)
-    for kind, hook_name in KINDS.items():
-        for impl in getattr(manager.hook, hook_name).get_hookimpls():
-            impl.function(register=_registrar(registry, kind, impl.plugin_name))
+    if not lazy:
+        for kind in KINDS:
+            registry._kind(kind)
     return registry
 
 
@@ -111,5 +127,6 @@ def _registrar(registry: Registry, kind: str, plugin: str):
 
 @functools.lru_cache(maxsize=1)
 def default_registry() -> Registry:
-    """The registry for this process, built on first use; ``default_registry.cache_clear()`` rebuilds it."""
-    return build_registry(get_plugin_manager())
+    """The registry for this process, built on first use (each kind when first asked for);
+    ``default_registry.cache_clear()`` rebuilds it."""
+    return build_registry(get_plugin_manager(), lazy=True)

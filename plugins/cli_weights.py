@@ -1,6 +1,6 @@
 """``stylefw weights``: inspect a VGG weights file, convert it to torchvision's layout, download ImageNet weights.
 
-The VGG plugin adds the command through ``register_commands``. Building its parser imports no torch: the
+The VGG plugin adds the command through ``register_commands`` (this module's). Building its parser imports no torch: the
 actions import what they need when they run.
 """
 
@@ -12,15 +12,22 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from stylefw import hookimpl
 from stylefw.errors import UserError, WeightsError
 
 from .vgg_config import CONFIGS, LAYOUTS  # torch-free, unlike plugins.weights
 
-__all__ = ["HELP", "configure", "cmd_weights", "cmd_inspect", "cmd_convert", "cmd_download", "summarise_ignored"]
+__all__ = ["HELP", "register_commands", "configure", "cmd_weights", "cmd_inspect", "cmd_convert", "cmd_download", "summarise_ignored"]
 
 ARCHS = tuple(CONFIGS)
 OUT_SUFFIXES = (".pth", ".pt", ".safetensors")
 HELP = "inspect, convert or download backbone weights"
+
+
+@hookimpl
+def register_commands(register) -> None:
+    """``stylefw weights``, for the weight files the VGG backbones read."""
+    register("weights", cmd_weights, help=HELP, configure=configure)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

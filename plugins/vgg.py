@@ -14,7 +14,6 @@ from stylefw import hookimpl
 from stylefw.errors import StylefwWarning, WeightsError
 from stylefw.markers import File
 
-from . import cli_weights
 from .vgg_config import CONFIGS, vgg_layer_names
 from .weights import InputSpace, Layout, VGGWeights, imagenet_weights, read_weights, torchvision_input
 
@@ -162,9 +161,3 @@ def register_backbones(register) -> None:
     """The built-in VGG backbones."""
     register("vgg19", VGG19)
     register("vgg16", VGG16)
-
-
-@hookimpl
-def register_commands(register) -> None:
-    """``stylefw weights``, for the weight files the VGG backbones read."""
-    register("weights", cli_weights.cmd_weights, help=cli_weights.HELP, configure=cli_weights.configure)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import subprocess
 import sys
 import textwrap
@@ -211,6 +213,27 @@ def test_import_stylefw_does_not_import_torch():
     code = "import sys, stylefw; stylefw.hookimpl; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_help_and_plugin_commands_import_no_torch():
+    # the built-ins' modules load when their hook is first called: the parser calls only register_commands
+    # (the example plugin, when installed, imports torch itself, so it is blocked here)
+    code = ("import sys\nfrom stylefw.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    env = {**os.environ, BLOCK_ENV: "example"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert "weights" in result.stdout  # the VGG plugin's command is listed
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_each_builtin_plugin_names_the_hooks_its_modules_implement():
+    for name, hooks in DEFAULT_PLUGINS.items():
+        implemented = {}
+        for module_name in set(hooks.values()):
+            module = importlib.import_module(module_name)
+            implemented.update({attr: module_name for attr in dir(module)
+                                if hasattr(getattr(module, attr), "stylefw_impl")})
+        assert implemented == hooks, name
 
 
 # -- hook implementations that fit no hook ------------------------------------------------------
