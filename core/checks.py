@@ -7,6 +7,7 @@ A plugin's options are checked against its factory's signature: the keyword name
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from collections import abc
@@ -17,7 +18,7 @@ from .errors import Problem
 from .markers import File, Range
 from .registry import suggest
 
-__all__ = ["Checker", "declares_values", "kind_of"]
+__all__ = ["Checker", "declares_values", "kind_of", "unusable"]
 
 
 class Checker:
@@ -53,7 +54,7 @@ class Checker:
 
     def integer(self, path: str, value: Any, low: int, high: int) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, f"expected a whole number, got {kind_of(value)} {value!r}")
+            self.add(path, unusable(value) or f"expected a whole number, got {kind_of(value)} {value!r}")
         elif not low <= value <= high:
             self.add(path, f"{value} is out of range; use {low} to {high}")
         else:
@@ -63,7 +64,9 @@ class Checker:
     def number(self, path: str, value: Any, low: float, high: float | None = None) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.add(path, f"expected a number, got {kind_of(value)} {value!r}")
-        elif value < low or (high is not None and value > high) or value != value:
+        elif unusable(value):
+            self.add(path, unusable(value))
+        elif value < low or (high is not None and value > high):
             self.add(path, f"{value} is out of range; use {low} to {high if high is not None else 'any larger value'}")
         else:
             return float(value)
@@ -121,11 +124,15 @@ class Checker:
         ``fallback`` gives the annotation to use for a parameter whose own declares no values (see
         :func:`declares_values`), such as the ``weights`` of a backbone written for stylefw 0.1.
         """
+        before = len(self.problems)
+        for key, value in options.items():
+            self.finite(f"{path}.{key}", value)
+        if len(self.problems) > before:
+            return None
         try:
             parameters = inspect.signature(factory, eval_str=True).parameters
         except Exception:  # no signature, or an annotation that does not evaluate: nothing to check against
             return dict(options)
-        before = len(self.problems)
         checked = {}
         for key, value in options.items():
             annotation = parameters[key].annotation if key in parameters else inspect.Parameter.empty
@@ -133,6 +140,17 @@ class Checker:
                 annotation = fallback[key]
             checked[key] = self.fit(f"{path}.{key}", value, annotation)
         return checked if len(self.problems) == before else None
+
+    def finite(self, path: str, value: Any) -> bool:
+        """Whether every number in ``value``, at any depth, is one torch can take; a problem for the first that is not."""
+        if isinstance(value, dict):
+            return all(self.finite(f"{path}.{key}", item) for key, item in value.items())
+        if isinstance(value, (list, tuple)):
+            return all(self.finite(f"{path}[{i}]", item) for i, item in enumerate(value))
+        problem = unusable(value)
+        if problem:
+            self.add(path, problem)
+        return problem is None
 
     def fit(self, path: str, value: Any, annotation: Any) -> Any:
         """``value`` checked against ``annotation``, problems recorded at ``path`` and below; files resolved."""
@@ -219,11 +237,25 @@ class Checker:
             self.problems = kept
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+INT64_MAX = 2**63 - 1
 # annotations checked as they are; other classes (Path, Tensor, ...) are left to the factory itself
 PLAIN_TYPES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 UNIONS = (typing.Union, types.UnionType)
 SEQUENCES = (list, abc.Sequence, abc.MutableSequence)
 MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
+
+
+def unusable(value: Any) -> str | None:
+    """Why torch cannot take the number ``value`` (not finite, or too large for what it feeds), or None."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{value} is not a finite number"
+        if abs(value) > FLOAT32_MAX:
+            return f"{value:g} is too large: torch computes in 32-bit floats, which end at about 3.4e38"
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        return f"{value} is too large: whole numbers must fit in 64 bits (at most {INT64_MAX})"
+    return None
 
 
 def declares_values(annotation: Any) -> bool:

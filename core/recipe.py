@@ -1,4 +1,4 @@
-"""Recipes: load YAML (``yaml.safe_load`` only), apply overrides, validate everything at once."""
+"""Recipes: load YAML (safe loading only, see :mod:`stylefw.yaml_input`), apply overrides, validate everything at once."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .errors import Problem, RecipeError, UserError
 from .overrides import apply_overrides, coerce_numbers, override_keys
 from .registry import Registry, default_registry, suggest
 from .scales import ScaleSpec, Scales, plan
+from .yaml_input import MAX_BYTES, LimitError, load_yaml
 
 __all__ = [
     "ImageRef",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+LIMIT_HINT = "a recipe is a few dozen keys: remove the repetition, or write the values out without aliases"
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def load_recipe(
     """
     path = find_recipe(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(_read_text(path))
     except OSError as exc:
         raise UserError(f"cannot read recipe: {exc.strerror or exc}", context=str(path)) from exc
     except UnicodeDecodeError as exc:
@@ -236,6 +238,8 @@ def load_recipe(
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, LimitError):
+            raise UserError(f"the recipe {problem}", context=where, hint=LIMIT_HINT) from exc
         raise UserError(f"invalid YAML: {problem}", context=where, hint="check indentation and quoting") from exc
     if data is None:
         data = {}
@@ -243,6 +247,13 @@ def load_recipe(
         raise RecipeError([Problem("", f"a recipe must be a mapping of keys, not {type(data).__name__}")], source=str(path))
     return recipe_from_dict(data, overrides=overrides, base_dir=path.parent, source=str(path), registry=registry,
                             defaults=defaults)
+
+
+def _read_text(path: Path) -> str:
+    """The recipe's text; a file past the size cap is refused before it is read."""
+    if path.stat().st_size > MAX_BYTES:
+        raise LimitError(None, None, f"is {path.stat().st_size} bytes long; a recipe may be at most {MAX_BYTES}", None)
+    return path.read_text(encoding="utf-8")
 
 
 def recipe_from_dict(
