@@ -16,9 +16,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import Problem
 from .markers import File, Range
+from .paths import PathProblem, existing_file
 from .registry import suggest
 
-__all__ = ["Checker", "declares_values", "kind_of", "unusable"]
+__all__ = ["Checker", "declares_values", "kind_of", "under", "unusable"]
 
 
 class Checker:
@@ -31,8 +32,7 @@ class Checker:
 
     def anchor(self, path: str) -> Path:
         """The folder a relative file path at ``path`` resolves against: the recipe's, or for an override the cwd."""
-        if self.base_dir is None or any(path == key or path.startswith((f"{key}.", f"{key}["))
-                                        for key in self.overridden):
+        if self.base_dir is None or under(path, self.overridden):
             return Path.cwd()
         return self.base_dir
 
@@ -221,12 +221,11 @@ class Checker:
         if not isinstance(value, str) or not value:
             self.add(path, f"expected {marker.describe()}, got {kind_of(value)} {value!r}")
             return value
-        resolved = (self.anchor(path) / Path(value).expanduser()).resolve()
-        if not resolved.is_file():
-            what = path.rsplit(".", 1)[-1]
-            self.add(path, f"{what} file not found: {resolved} (use {marker.describe()})")
+        try:
+            return str(existing_file(value, self.anchor(path)))
+        except PathProblem as exc:
+            self.add(path, f"{path.rsplit('.', 1)[-1]} file {exc} (use {marker.describe()})")
             return value
-        return str(resolved)
 
     def _attempt(self, path: str, value: Any, annotation: Any) -> tuple[Any, list[Problem]]:
         """Fit ``value`` to one member of a union, keeping its problems apart from the others'."""
@@ -244,6 +243,11 @@ PLAIN_TYPES = {int: "a whole number", float: "a number", bool: "true or false", 
 UNIONS = (typing.Union, types.UnionType)
 SEQUENCES = (list, abc.Sequence, abc.MutableSequence)
 MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
+
+
+def under(path: str, keys: Iterable[str]) -> bool:
+    """Whether the dotted ``path`` is one of ``keys`` or inside one of them."""
+    return any(path == key or path.startswith((f"{key}.", f"{key}[")) for key in keys)
 
 
 def unusable(value: Any) -> str | None:

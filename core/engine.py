@@ -10,9 +10,11 @@ import torch
 from PIL import Image
 
 from .contracts import Step, Targets, Term
-from .errors import ImageError, UserError
+from .errors import ImageError, InternalError, PluginBugError, Problem, RecipeError, UserError
+from .faults import GuardedLoss, call_plugin
 from .image import fetch, load_image, resize_long_edge, to_tensor
 from .layers import deepest
+from .preflight import BUILT_HINT
 from .recipe import ImageRef, Recipe
 from .registry import Registry
 
@@ -83,7 +85,13 @@ def _open(ref: ImageRef, key: str, on_download: Callable | None):
 def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, cut: bool = True) -> torch.nn.Module:
     """The recipe's backbone, frozen, in eval mode, and with ``cut`` cut after the deepest layer any loss reads."""
     entry = registry.get("backbone", recipe.backbone.name)
-    backbone = entry.factory(**recipe.backbone.options)
+    try:
+        backbone = call_plugin(registry.manager, entry, entry.factory, **recipe.backbone.options)
+    except (PluginBugError, InternalError) as exc:  # a backbone that refuses its options with TypeError or ValueError says why
+        if not isinstance(exc.__cause__, (TypeError, ValueError)):
+            raise
+        raise RecipeError([Problem("backbone", f"backbone '{entry.name}' rejects these options: {exc.__cause__}")],
+                          source=recipe.source, hint=BUILT_HINT) from exc.__cause__
     last = deepest(entry.factory, recipe.layers)
     if cut and last is not None and hasattr(backbone, "truncate"):
         backbone.truncate(last)
@@ -92,7 +100,9 @@ def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, 
 
 def build_losses(recipe: Recipe, registry: Registry) -> list[Any]:
     """One loss object per recipe entry, built with the entry's options."""
-    return [registry.get("loss", spec.name).factory(**spec.options) for spec in recipe.losses]
+    entries = [registry.get("loss", spec.name) for spec in recipe.losses]
+    return [GuardedLoss(call_plugin(registry.manager, entry, entry.factory, **spec.options), entry, registry.manager)
+            for entry, spec in zip(entries, recipe.losses)]
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError, UserError
+from .paths import PathProblem, existing_file
 from .scales import shape_at
 
 __all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "write_json",
@@ -64,6 +65,11 @@ def _copy(response, handle, total: int | None, progress: Progress | None) -> Non
 def load_image(path: str | Path, *, sha256: str | None = None) -> Image.Image:
     """Read ``path`` as 8-bit RGB, applying EXIF orientation and flattening alpha onto white."""
     path = Path(path)
+    try:
+        existing_file(str(path), Path.cwd())
+    except PathProblem as exc:
+        # a missing file is named as the user gave it
+        raise ImageError(f"image file not found: {path}" if exc.missing else f"image file {exc}") from None
     if sha256 is not None:
         _verify(path, sha256)
     try:

@@ -13,6 +13,7 @@ import yaml
 
 from .errors import Problem, RecipeError, UserError
 from .overrides import apply_overrides, coerce_numbers, override_keys
+from .paths import PathProblem, existing_file, shown
 from .registry import Registry, default_registry, suggest
 from .scales import ScaleSpec, Scales, plan
 from .yaml_input import MAX_BYTES, LimitError, load_yaml
@@ -201,16 +202,21 @@ def builtin_recipes() -> list[str]:
 
 def find_recipe(name: str | Path) -> Path:
     """A recipe path: ``name`` itself when it exists, else the built-in recipe of that name."""
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path
+    try:
+        existing_file(str(name), Path.cwd())
+        return Path(name).expanduser()  # as the user named it, which is how messages show it
+    except PathProblem as exc:
+        problem = exc
     candidates = [str(name), f"{name}.yaml"]
     for candidate in candidates:
         if candidate in builtin_recipes():
             return Path(str(resources.files("stylefw.recipes") / candidate))
     builtins = builtin_recipes()
+    if not problem.missing:  # the file is there but unusable, or the path is malformed
+        raise UserError(f"recipe file {problem}")
     raise UserError(
-        f"recipe '{name}' not found: no such file, and no built-in recipe of that name{suggest(name, builtins)}",
+        f"recipe '{shown(str(name))}' not found: no such file, and no built-in recipe of that name"
+        f"{suggest(name, builtins)}",
         hint=f"built-in recipes: {', '.join(builtins)}",
     )
 
@@ -271,6 +277,7 @@ def recipe_from_dict(
     current directory), and those in ``overrides`` and ``defaults`` against the current directory, as a
     user typing them expects. ``defaults`` fill the keys left empty.
     """
+    from .checks import under
     from .schema import expand, normalise, validate
 
     raw = coerce_numbers(copy.deepcopy(dict(data)))
@@ -284,5 +291,9 @@ def recipe_from_dict(
     recipe, found = validate(normalise(raw), base_dir=Path(base_dir) if base_dir is not None else None,
                              overridden=given, source=source, registry=registry or default_registry())
     if problems or found:
-        raise RecipeError(problems + found, source=source)
+        # a problem only in what the command line set is not fixed by editing the file
+        from_file = any(not (problem.path.startswith("--set ") or under(problem.path, given))
+                        for problem in problems + found)
+        raise RecipeError(problems + found, source=source,
+                          hint=None if from_file else "fix the values given on the command line")
     return recipe

@@ -13,6 +13,7 @@ from .checks import kind_of
 from .color import COLOR_MODES, DEFAULT_METHOD, DEFAULT_SPACE, MATCH_METHODS, SWAP_SPACES
 from .errors import Problem
 from .recipe import ColorSpec, ImageRef, Recipe, IMAGE_SUFFIXES, is_url
+from .paths import PathProblem, absolute, existing_file, url_problem
 from .registry import Registry
 from .scales import ScaleSpec, Scales
 from .schema_plugins import DEFAULT_BACKBONE, DEFAULT_OPTIMIZER, PluginSections
@@ -168,12 +169,15 @@ class _Checker(PluginSections):
             self.add(f"{path}.sha256", "expected 64 hexadecimal digits")
         if source is None or weight is None:
             return None
+        if url_problem(source):
+            self.add(f"{path}.image", url_problem(source))
+            return None
         if not is_url(source):
-            resolved = (self.anchor(f"{path}.image") / Path(source).expanduser()).resolve()
-            if not resolved.is_file():
-                self.add(path, f"image file not found: {resolved}")
+            try:
+                source = str(existing_file(source, self.anchor(f"{path}.image")))
+            except PathProblem as exc:
+                self.add(path, f"image file {exc}")
                 return None
-            source = str(resolved)
         return ImageRef(source, weight, sha256.lower() if isinstance(sha256, str) else None)
 
     def styles(self, value: Any) -> list[ImageRef] | None:
@@ -211,7 +215,11 @@ class _Checker(PluginSections):
         if self.string("output", value) is None:
             return None
         # outputs resolve against the current directory: a built-in recipe must not write into the package
-        path = Path(value).expanduser().resolve()
+        try:
+            path = absolute(value, Path.cwd())
+        except PathProblem as exc:
+            self.add("output", f"output path {exc}")
+            return None
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             self.add("output", f"unsupported output format '{path.suffix}'; use .png, .jpg, .jpeg or .webp")
             return None
