@@ -19,7 +19,7 @@ from .markers import File, Range
 from .paths import PathProblem, existing_file
 from .registry import suggest
 
-__all__ = ["Checker", "declares_values", "kind_of", "under", "unusable"]
+__all__ = ["Checker", "declares_values", "described", "kind_of", "under", "unusable"]
 
 
 class Checker:
@@ -49,12 +49,12 @@ class Checker:
     def mapping(self, path: str, value: Any) -> bool:
         if isinstance(value, dict):
             return True
-        self.add(path, f"expected a mapping of keys, got {kind_of(value)} {value!r}")
+        self.add(path, f"expected a mapping of keys, got {described(value)}")
         return False
 
     def integer(self, path: str, value: Any, low: int, high: int) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, unusable(value) or f"expected a whole number, got {kind_of(value)} {value!r}")
+            self.add(path, unusable(value) or f"expected a whole number, got {described(value)}")
         elif not low <= value <= high:
             self.add(path, f"{value} is out of range; use {low} to {high}")
         else:
@@ -63,7 +63,7 @@ class Checker:
 
     def number(self, path: str, value: Any, low: float, high: float | None = None) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.add(path, f"expected a number, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected a number, got {described(value)}")
         elif unusable(value):
             self.add(path, unusable(value))
         elif value < low or (high is not None and value > high):
@@ -82,13 +82,13 @@ class Checker:
     def boolean(self, path: str, value: Any) -> bool | None:
         if isinstance(value, bool):
             return value
-        self.add(path, f"expected true or false, got {kind_of(value)} {value!r}")
+        self.add(path, f"expected true or false, got {described(value)}")
         return None
 
     def string(self, path: str, value: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
-        self.add(path, f"expected a non-empty string, got {kind_of(value)} {value!r}")
+        self.add(path, f"expected a non-empty string, got {described(value)}")
         return None
 
     def options(self, path: str, what: str, factory: Callable, options: Mapping, *, skip: int = 0,
@@ -172,7 +172,7 @@ class Checker:
             if self.mapping(path, value) and len(args) == 2:
                 return {key: self.fit(f"{path}.{key}", item, args[1]) for key, item in value.items()}
         elif annotation in PLAIN_TYPES and not _fits(value, annotation):
-            self.add(path, f"expected {PLAIN_TYPES[annotation]}, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected {PLAIN_TYPES[annotation]}, got {described(value)}")
         return value
 
     def union(self, path: str, value: Any, members: tuple[Any, ...]) -> Any:
@@ -189,13 +189,13 @@ class Checker:
             self.problems += (shaped or [attempts[0][1]])[0]
         else:
             wanted = " or ".join(dict.fromkeys(_describe(member) for member in members))
-            self.add(path, f"expected {wanted}, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected {wanted}, got {described(value)}")
         return value
 
     def items(self, path: str, value: Any, origin: Any, args: tuple[Any, ...]) -> Any:
         """A list checked item by item: ``tuple[float, float]`` fixes its length, ``Sequence[str]`` does not."""
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            self.add(path, f"expected a list, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected a list, got {described(value)}")
             return value
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
@@ -219,7 +219,7 @@ class Checker:
         if value in marker.names:
             return value
         if not isinstance(value, str) or not value:
-            self.add(path, f"expected {marker.describe()}, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected {marker.describe()}, got {described(value)}")
             return value
         try:
             return str(existing_file(value, self.anchor(path)))
@@ -307,6 +307,14 @@ def _describe(annotation: Any) -> str:
     if origin in SEQUENCES or origin is tuple:
         return "a list"
     return PLAIN_TYPES.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def described(value: Any) -> str:
+    """A value as a message shows it after "got": ``text 'abc'``, ``a list [1, 2]``, or ``nothing``."""
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return f"{kind_of(value)} {text if len(text) <= 80 else text[:60] + ' …'}"
 
 
 def kind_of(value: Any) -> str:

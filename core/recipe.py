@@ -216,9 +216,16 @@ def find_recipe(name: str | Path) -> Path:
         raise UserError(f"recipe file {problem}")
     raise UserError(
         f"recipe '{shown(str(name))}' not found: no such file, and no built-in recipe of that name"
-        f"{suggest(name, builtins)}",
+        f"{_closest_builtin(str(name), builtins)}",
         hint=f"built-in recipes: {', '.join(builtins)}",
     )
+
+
+def _closest_builtin(name: str, builtins: list[str]) -> str:
+    """A did-you-mean among the built-in recipes, compared without ``.yaml`` (which would dilute a typo)."""
+    stems = [builtin.removesuffix(".yaml") for builtin in builtins]
+    close = suggest(name.removesuffix(".yaml"), stems)
+    return close.replace("?)", ".yaml?)")
 
 
 def load_recipe(
@@ -246,7 +253,8 @@ def load_recipe(
         problem = getattr(exc, "problem", None) or str(exc)
         if isinstance(exc, LimitError):
             raise UserError(f"the recipe {problem}", context=where, hint=LIMIT_HINT) from exc
-        raise UserError(f"invalid YAML: {problem}", context=where, hint="check indentation and quoting") from exc
+        hint = "keep one of the two" if "duplicate key" in problem else "check indentation and quoting"
+        raise UserError(f"invalid YAML: {problem}", context=where, hint=hint) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):

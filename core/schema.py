@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .checks import kind_of
+from .checks import described
 from .color import COLOR_MODES, DEFAULT_METHOD, DEFAULT_SPACE, MATCH_METHODS, SWAP_SPACES
 from .errors import Problem
 from .recipe import ColorSpec, ImageRef, Recipe, IMAGE_SUFFIXES, is_url
@@ -96,7 +96,9 @@ class _Checker(PluginSections):
                 self.add(key, f"missing required key '{key}'")
         # a missing required key is reported once above, not again as a bad value
         values = {key: data.get(key, None if default is REQUIRED else default) for key, default in DEFAULTS.items()}
-        if values["version"] != 1:
+        if values["version"] == "1":  # quoted: the same version, but the wrong type
+            self.add("version", "expected the whole number 1, got text '1'; write version: 1 without quotes")
+        elif values["version"] != 1 or isinstance(values["version"], bool):
             self.add("version", f"unsupported recipe version {values['version']!r}; this stylefw reads version 1")
         content = self.image("content", values["content"], weighted=False) if values["content"] is not None else None
         styles = self.styles(values["style"]) if values["style"] is not None else None
@@ -132,7 +134,7 @@ class _Checker(PluginSections):
         if value == 1 and not isinstance(value, bool) or value == "auto":
             return value
         if not isinstance(value, list) or not value:
-            self.add("scales", f"expected 1, auto or a list of {{size: ..., steps: ...}}, got {kind_of(value)} {value!r}")
+            self.add("scales", f"expected 1, auto or a list of {{size: ..., steps: ...}}, got {described(value)}")
             return None
         stages = [self.stage(f"scales[{i}]", entry, steps) for i, entry in enumerate(value)]
         if None in stages:
