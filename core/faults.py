@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .errors import InternalError, PluginBugError, RunError, StylefwError, UserError
-from .plugin_manager import BLOCK_ENV
+from .plugin_manager import BLOCK_ENV, DEFAULT_PLUGINS
 from .registry import Entry
 
 __all__ = ["origin", "bug_in", "GuardedLoss", "call_plugin", "classify"]
@@ -104,9 +104,9 @@ def classify(exc: BaseException, manager: Any = None) -> StylefwError:
     if isinstance(exc, OSError) and exc.filename is not None:
         return UserError(f"{exc.strerror or exc}", context=str(exc.filename))
     plugin = _raising_plugin(exc, manager)
-    source = origin(manager, plugin[0]) if plugin else None
-    if source is None:
+    if plugin is None:
         return _ours(f"{type(exc).__name__}: {exc}")
+    source = origin(manager, plugin[0]) or f"plugin '{plugin[0]}'"  # registered in code, not installed
     name, function = plugin
     where = f"hook '{function}'" if hasattr(manager.hook, function) else f"function '{function}'"
     return PluginBugError(f"{where} of {source} {_failed(exc)}",
@@ -127,8 +127,8 @@ def _raising_plugin(exc: BaseException, manager: Any) -> tuple[str, str] | None:
 def _installed(manager: Any) -> list[tuple[str, Any]]:
     if manager is None:
         return []
-    return [(name, manager.get_plugin(name)) for name in getattr(manager, "distributions", {})
-            if manager.get_plugin(name) is not None]
+    # every plugin but the built-ins, which are stylefw's own code
+    return [(name, plugin) for name, plugin in manager.list_name_plugin() if name not in DEFAULT_PLUGINS]
 
 
 def _package(plugin: Any) -> str:
