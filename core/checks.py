@@ -7,6 +7,7 @@ A plugin's options are checked against its factory's signature: the keyword name
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from collections import abc
@@ -15,9 +16,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import Problem
 from .markers import File, Range
+from .paths import PathProblem, existing_file
 from .registry import suggest
 
-__all__ = ["Checker", "declares_values", "kind_of"]
+__all__ = ["Checker", "declares_values", "described", "kind_of", "under", "unusable"]
 
 
 class Checker:
@@ -30,8 +32,7 @@ class Checker:
 
     def anchor(self, path: str) -> Path:
         """The folder a relative file path at ``path`` resolves against: the recipe's, or for an override the cwd."""
-        if self.base_dir is None or any(path == key or path.startswith((f"{key}.", f"{key}["))
-                                        for key in self.overridden):
+        if self.base_dir is None or under(path, self.overridden):
             return Path.cwd()
         return self.base_dir
 
@@ -48,12 +49,12 @@ class Checker:
     def mapping(self, path: str, value: Any) -> bool:
         if isinstance(value, dict):
             return True
-        self.add(path, f"expected a mapping of keys, got {kind_of(value)} {value!r}")
+        self.add(path, f"expected a mapping of keys, got {described(value)}")
         return False
 
     def integer(self, path: str, value: Any, low: int, high: int) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, f"expected a whole number, got {kind_of(value)} {value!r}")
+            self.add(path, unusable(value) or f"expected a whole number, got {described(value)}")
         elif not low <= value <= high:
             self.add(path, f"{value} is out of range; use {low} to {high}")
         else:
@@ -62,8 +63,10 @@ class Checker:
 
     def number(self, path: str, value: Any, low: float, high: float | None = None) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.add(path, f"expected a number, got {kind_of(value)} {value!r}")
-        elif value < low or (high is not None and value > high) or value != value:
+            self.add(path, f"expected a number, got {described(value)}")
+        elif unusable(value):
+            self.add(path, unusable(value))
+        elif value < low or (high is not None and value > high):
             self.add(path, f"{value} is out of range; use {low} to {high if high is not None else 'any larger value'}")
         else:
             return float(value)
@@ -79,13 +82,13 @@ class Checker:
     def boolean(self, path: str, value: Any) -> bool | None:
         if isinstance(value, bool):
             return value
-        self.add(path, f"expected true or false, got {kind_of(value)} {value!r}")
+        self.add(path, f"expected true or false, got {described(value)}")
         return None
 
     def string(self, path: str, value: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
-        self.add(path, f"expected a non-empty string, got {kind_of(value)} {value!r}")
+        self.add(path, f"expected a non-empty string, got {described(value)}")
         return None
 
     def options(self, path: str, what: str, factory: Callable, options: Mapping, *, skip: int = 0,
@@ -121,11 +124,15 @@ class Checker:
         ``fallback`` gives the annotation to use for a parameter whose own declares no values (see
         :func:`declares_values`), such as the ``weights`` of a backbone written for stylefw 0.1.
         """
+        before = len(self.problems)
+        for key, value in options.items():
+            self.finite(f"{path}.{key}", value)
+        if len(self.problems) > before:
+            return None
         try:
             parameters = inspect.signature(factory, eval_str=True).parameters
         except Exception:  # no signature, or an annotation that does not evaluate: nothing to check against
             return dict(options)
-        before = len(self.problems)
         checked = {}
         for key, value in options.items():
             annotation = parameters[key].annotation if key in parameters else inspect.Parameter.empty
@@ -133,6 +140,17 @@ class Checker:
                 annotation = fallback[key]
             checked[key] = self.fit(f"{path}.{key}", value, annotation)
         return checked if len(self.problems) == before else None
+
+    def finite(self, path: str, value: Any) -> bool:
+        """Whether every number in ``value``, at any depth, is one torch can take; a problem for the first that is not."""
+        if isinstance(value, dict):
+            return all(self.finite(f"{path}.{key}", item) for key, item in value.items())
+        if isinstance(value, (list, tuple)):
+            return all(self.finite(f"{path}[{i}]", item) for i, item in enumerate(value))
+        problem = unusable(value)
+        if problem:
+            self.add(path, problem)
+        return problem is None
 
     def fit(self, path: str, value: Any, annotation: Any) -> Any:
         """``value`` checked against ``annotation``, problems recorded at ``path`` and below; files resolved."""
@@ -154,7 +172,7 @@ class Checker:
             if self.mapping(path, value) and len(args) == 2:
                 return {key: self.fit(f"{path}.{key}", item, args[1]) for key, item in value.items()}
         elif annotation in PLAIN_TYPES and not _fits(value, annotation):
-            self.add(path, f"expected {PLAIN_TYPES[annotation]}, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected {PLAIN_TYPES[annotation]}, got {described(value)}")
         return value
 
     def union(self, path: str, value: Any, members: tuple[Any, ...]) -> Any:
@@ -171,13 +189,13 @@ class Checker:
             self.problems += (shaped or [attempts[0][1]])[0]
         else:
             wanted = " or ".join(dict.fromkeys(_describe(member) for member in members))
-            self.add(path, f"expected {wanted}, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected {wanted}, got {described(value)}")
         return value
 
     def items(self, path: str, value: Any, origin: Any, args: tuple[Any, ...]) -> Any:
         """A list checked item by item: ``tuple[float, float]`` fixes its length, ``Sequence[str]`` does not."""
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            self.add(path, f"expected a list, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected a list, got {described(value)}")
             return value
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
@@ -201,14 +219,13 @@ class Checker:
         if value in marker.names:
             return value
         if not isinstance(value, str) or not value:
-            self.add(path, f"expected {marker.describe()}, got {kind_of(value)} {value!r}")
+            self.add(path, f"expected {marker.describe()}, got {described(value)}")
             return value
-        resolved = (self.anchor(path) / Path(value).expanduser()).resolve()
-        if not resolved.is_file():
-            what = path.rsplit(".", 1)[-1]
-            self.add(path, f"{what} file not found: {resolved} (use {marker.describe()})")
+        try:
+            return str(existing_file(value, self.anchor(path)))
+        except PathProblem as exc:
+            self.add(path, f"{path.rsplit('.', 1)[-1]} file {exc} (use {marker.describe()})")
             return value
-        return str(resolved)
 
     def _attempt(self, path: str, value: Any, annotation: Any) -> tuple[Any, list[Problem]]:
         """Fit ``value`` to one member of a union, keeping its problems apart from the others'."""
@@ -219,11 +236,30 @@ class Checker:
             self.problems = kept
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+INT64_MAX = 2**63 - 1
 # annotations checked as they are; other classes (Path, Tensor, ...) are left to the factory itself
 PLAIN_TYPES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 UNIONS = (typing.Union, types.UnionType)
 SEQUENCES = (list, abc.Sequence, abc.MutableSequence)
 MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
+
+
+def under(path: str, keys: Iterable[str]) -> bool:
+    """Whether the dotted ``path`` is one of ``keys`` or inside one of them."""
+    return any(path == key or path.startswith((f"{key}.", f"{key}[")) for key in keys)
+
+
+def unusable(value: Any) -> str | None:
+    """Why torch cannot take the number ``value`` (not finite, or too large for what it feeds), or None."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{value} is not a finite number"
+        if abs(value) > FLOAT32_MAX:
+            return f"{value:g} is too large: torch computes in 32-bit floats, which end at about 3.4e38"
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        return f"{value} is too large: whole numbers must fit in 64 bits (at most {INT64_MAX})"
+    return None
 
 
 def declares_values(annotation: Any) -> bool:
@@ -271,6 +307,14 @@ def _describe(annotation: Any) -> str:
     if origin in SEQUENCES or origin is tuple:
         return "a list"
     return PLAIN_TYPES.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def described(value: Any) -> str:
+    """A value as a message shows it after "got": ``text 'abc'``, ``a list [1, 2]``, or ``nothing``."""
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return f"{kind_of(value)} {text if len(text) <= 80 else text[:60] + ' …'}"
 
 
 def kind_of(value: Any) -> str:

@@ -270,18 +270,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show_warning(early.quiet)
         try:
             args = build_parser().parse_args(argv)
-        except StylefwError as exc:  # a plugin failed to load, so no command can be parsed
-            return _fail(exc, debug=early.debug)
         except SystemExit as exc:  # argparse has printed usage: 2 for bad usage, 0 for --help
             return int(exc.code or 0)
+        except Exception as exc:  # a plugin failed to load or to add its command, so no command can be parsed
+            return _fail(exc, debug=early.debug)
         return _dispatch(args)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
-    except StylefwError as exc:
-        return _fail(exc, debug=args.debug)
     except KeyboardInterrupt:
         _report(args.debug, "interrupted")
         return EXIT_INTERRUPTED
@@ -289,14 +287,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         # the reader went away (stylefw list | head): say nothing more, and let exit not flush into the pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_RUNTIME
-    except Exception as exc:  # a bug or an environment failure: one line, traceback with --debug
-        _report(args.debug, f"error: {type(exc).__name__}: {exc}\n  hint: run again with --debug to see the traceback")
-        return EXIT_RUNTIME
+    except Exception as exc:  # ours, a plugin's or the user's: classified, one message, traceback with --debug
+        return _fail(exc, debug=args.debug)
 
 
-def _fail(exc: StylefwError, *, debug: bool) -> int:
-    _report(debug, f"error: {exc}")
-    return exc.exit_code
+def _fail(exc: Exception, *, debug: bool) -> int:
+    error = exc if isinstance(exc, StylefwError) else _classify(exc)
+    _report(debug, f"error: {error}")
+    return error.exit_code
+
+
+def _classify(exc: Exception) -> StylefwError:
+    """Whose fault ``exc`` is, judged with the installed plugins (none, when they cannot even be loaded)."""
+    from .faults import classify
+    from .registry import default_registry
+
+    try:
+        manager = default_registry().manager
+    except Exception:
+        manager = None
+    return classify(exc, manager)
 
 
 def _report(debug: bool, text: str) -> None:

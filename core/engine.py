@@ -10,15 +10,18 @@ import torch
 from PIL import Image
 
 from .contracts import Step, Targets, Term
-from .errors import ImageError, UserError
+from .errors import ImageError, InternalError, PluginBugError, Problem, RecipeError, UserError
+from .faults import GuardedLoss, call_plugin
 from .image import fetch, load_image, resize_long_edge, to_tensor
 from .layers import deepest
+from .preflight import BUILT_HINT
 from .recipe import ImageRef, Recipe
-from .registry import Registry
+from .registry import Registry, default_registry
+from .scales import shape_at
 
 # Term, Step and Targets live in contracts.py; they are imported here too, where 0.1 plugins found them
 __all__ = ["Term", "Step", "Targets", "Evaluated", "select_device", "open_inputs", "load_inputs", "style_edge",
-           "build_backbone", "build_losses", "compute_targets", "initial_image", "optimise"]
+           "min_input_size", "build_backbone", "build_losses", "compute_targets", "initial_image", "optimise"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,10 +54,45 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def open_inputs(recipe: Recipe, on_download: Callable | None = None) -> tuple[Image.Image, list[Image.Image]]:
-    """The content and style images as decoded, at their own sizes (each stage resizes from these)."""
+def open_inputs(recipe: Recipe, on_download: Callable | None = None,
+                registry: Registry | None = None) -> tuple[Image.Image, list[Image.Image]]:
+    """The content and style images as decoded, at their own sizes (each stage resizes from these).
+
+    An image whose short side, at the smallest stage, is below what the backbone's layers need is an ImageError.
+    """
     content = _open(recipe.content, "content", on_download)
-    return content, [_open(ref, f"style[{i}]", on_download) for i, ref in enumerate(recipe.styles)]
+    styles = [_open(ref, f"style[{i}]", on_download) for i, ref in enumerate(recipe.styles)]
+    need = min_input_size(recipe, registry or default_registry())
+    smallest = recipe.stages[0].size
+    edges = [("content", content, smallest)] + [(f"style[{i}]", image, style_edge(smallest, recipe.style_scale))
+                                                  for i, image in enumerate(styles)]
+    for key, image, edge in edges:
+        short = min(shape_at(*image.size, edge))
+        if short < need:
+            raise ImageError(f"{image.size[0]}×{image.size[1]} px is too narrow: at {edge} px on its long side it is "
+                             f"{short} px across, and the layers this recipe reads ({', '.join(recipe.layers)}) "
+                             f"need at least {need} px", context=key,
+                             hint="crop it to a less extreme shape, or raise size")
+    return content, styles
+
+
+def min_input_size(recipe: Recipe, registry: Registry) -> int:
+    """The smallest side, in pixels, the backbone's deepest layer read can take: 2 for each pooling before it.
+
+    A backbone may say so itself with ``min_input_size(layers)``; else each layer named ``pool*`` halves.
+    """
+    try:
+        factory = registry.get("backbone", recipe.backbone.name).factory
+    except KeyError:
+        return 1
+    declared = getattr(factory, "min_input_size", None)
+    if declared is not None:
+        return int(declared(recipe.layers))
+    last = deepest(factory, recipe.layers) if hasattr(factory, "layer_names") else None
+    if last is None:
+        return 1
+    names = list(factory.layer_names)
+    return 2 ** sum(name.startswith("pool") for name in names[: names.index(last)])
 
 
 def style_edge(size: int, style_scale: float) -> int:
@@ -83,7 +121,13 @@ def _open(ref: ImageRef, key: str, on_download: Callable | None):
 def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, cut: bool = True) -> torch.nn.Module:
     """The recipe's backbone, frozen, in eval mode, and with ``cut`` cut after the deepest layer any loss reads."""
     entry = registry.get("backbone", recipe.backbone.name)
-    backbone = entry.factory(**recipe.backbone.options)
+    try:
+        backbone = call_plugin(registry.manager, entry, entry.factory, **recipe.backbone.options)
+    except (PluginBugError, InternalError) as exc:  # a backbone that refuses its options with TypeError or ValueError says why
+        if not isinstance(exc.__cause__, (TypeError, ValueError)):
+            raise
+        raise RecipeError([Problem("backbone", f"backbone '{entry.name}' rejects these options: {exc.__cause__}")],
+                          source=recipe.source, hint=BUILT_HINT) from exc.__cause__
     last = deepest(entry.factory, recipe.layers)
     if cut and last is not None and hasattr(backbone, "truncate"):
         backbone.truncate(last)
@@ -92,7 +136,9 @@ def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, 
 
 def build_losses(recipe: Recipe, registry: Registry) -> list[Any]:
     """One loss object per recipe entry, built with the entry's options."""
-    return [registry.get("loss", spec.name).factory(**spec.options) for spec in recipe.losses]
+    entries = [registry.get("loss", spec.name) for spec in recipe.losses]
+    return [GuardedLoss(call_plugin(registry.manager, entry, entry.factory, **spec.options), entry, registry.manager)
+            for entry, spec in zip(entries, recipe.losses)]
 
 
 @torch.no_grad()

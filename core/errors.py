@@ -13,6 +13,8 @@ __all__ = [
     "PluginError",
     "WeightsError",
     "RunError",
+    "PluginBugError",
+    "InternalError",
     "StylefwWarning",
 ]
 
@@ -53,12 +55,14 @@ class Problem:
 class RecipeError(UserError):
     """A recipe failed validation; carries every problem found, not just the first."""
 
-    def __init__(self, problems: list[Problem], *, source: str | None = None):
+    def __init__(self, problems: list[Problem], *, source: str | None = None, hint: str | None = None):
         self.problems = list(problems)
         self.source = source
         count = len(self.problems)
         heading = f"{count} problem{'s' if count != 1 else ''} in recipe"
-        super().__init__(heading, context=source, hint="fix the keys above and run 'stylefw validate' again")
+        # validating again only helps with a file to validate
+        default = "fix the keys above and run 'stylefw validate' again" if source else "fix the keys above"
+        super().__init__(heading, context=source, hint=hint or default)
 
     def __str__(self) -> str:
         lines = [f"{self.source}: {self.message}" if self.source else self.message]
@@ -81,6 +85,14 @@ class WeightsError(UserError):
 
 class RunError(StylefwError):
     """The optimisation itself failed (for example the loss became NaN). Exit code 1."""
+
+
+class PluginBugError(StylefwError):
+    """A plugin's code failed (raised, or broke its contract); the message names the plugin and its distribution."""
+
+
+class InternalError(StylefwError):
+    """A bug in stylefw itself; the hint asks for a report with the ``--debug`` traceback."""
 
 
 class StylefwWarning(UserWarning):

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError, UserError
+from .paths import PathProblem, existing_file
 from .scales import shape_at
 
 __all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "write_json",
@@ -35,13 +36,15 @@ def fetch(url: str, *, progress: Progress | None = None) -> Path:
     name = url.rsplit("/", 1)[-1].split("?")[0] or "image"
     target = cache_dir() / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
     if target.is_file():
-        return target
+        if _is_image(target):
+            return target
+        target.unlink()  # an error page cached by an older stylefw: fetch it again
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         with urllib.request.urlopen(request, timeout=30) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            write_atomic(target, lambda handle: _copy(response, handle, total, progress))
+            write_atomic(target, lambda handle: _copy_image(url, response, handle, total, progress))
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ImageError(
@@ -50,6 +53,25 @@ def fetch(url: str, *, progress: Progress | None = None) -> Path:
             f"or place it at {target}",
         ) from exc
     return target
+
+
+def _copy_image(url: str, response, handle, total: int | None, progress: Progress | None) -> None:
+    """The download, refused before it is cached when it is not an image (a login or error page, say)."""
+    _copy(response, handle, total, progress)
+    handle.flush()
+    if not _is_image(Path(handle.name)):
+        kind = response.headers.get("Content-Type") or "unknown content"
+        raise ImageError(f"{url} is not an image (the server sent {kind})",
+                         hint="check the URL in a browser: it may need a login, or point at a web page")
+
+
+def _is_image(path: Path) -> bool:
+    """Whether Pillow recognises ``path`` as an image, from its header alone (cheap)."""
+    try:
+        with Image.open(path):
+            return True
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 def _copy(response, handle, total: int | None, progress: Progress | None) -> None:
@@ -64,6 +86,11 @@ def _copy(response, handle, total: int | None, progress: Progress | None) -> Non
 def load_image(path: str | Path, *, sha256: str | None = None) -> Image.Image:
     """Read ``path`` as 8-bit RGB, applying EXIF orientation and flattening alpha onto white."""
     path = Path(path)
+    try:
+        existing_file(str(path), Path.cwd())
+    except PathProblem as exc:
+        # a missing file is named as the user gave it
+        raise ImageError(f"image file not found: {path}" if exc.missing else f"image file {exc}") from None
     if sha256 is not None:
         _verify(path, sha256)
     try:

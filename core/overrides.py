@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from .errors import Problem
+from .yaml_input import load_yaml
 
 __all__ = ["parse_key", "parse_value", "apply_overrides", "override_keys", "coerce_numbers"]
 
@@ -38,7 +39,7 @@ def coerce_numbers(value: Any) -> Any:
 def parse_value(text: str) -> Any:
     """A command-line value read as YAML, so ``0.05`` is a number and ``[conv1_1, conv2_1]`` a list."""
     try:
-        return coerce_numbers(yaml.safe_load(text))
+        return coerce_numbers(load_yaml(text))
     except yaml.YAMLError:
         return text
 

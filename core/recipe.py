@@ -1,4 +1,4 @@
-"""Recipes: load YAML (``yaml.safe_load`` only), apply overrides, validate everything at once."""
+"""Recipes: load YAML (safe loading only, see :mod:`stylefw.yaml_input`), apply overrides, validate everything at once."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import yaml
 
 from .errors import Problem, RecipeError, UserError
 from .overrides import apply_overrides, coerce_numbers, override_keys
+from .paths import PathProblem, existing_file, shown
 from .registry import Registry, default_registry, suggest
 from .scales import ScaleSpec, Scales, plan
+from .yaml_input import MAX_BYTES, LimitError, load_yaml
 
 __all__ = [
     "ImageRef",
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+LIMIT_HINT = "a recipe is a few dozen keys: remove the repetition, or write the values out without aliases"
 
 
 @dataclass(frozen=True)
@@ -199,18 +202,30 @@ def builtin_recipes() -> list[str]:
 
 def find_recipe(name: str | Path) -> Path:
     """A recipe path: ``name`` itself when it exists, else the built-in recipe of that name."""
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path
+    try:
+        existing_file(str(name), Path.cwd())
+        return Path(name).expanduser()  # as the user named it, which is how messages show it
+    except PathProblem as exc:
+        problem = exc
     candidates = [str(name), f"{name}.yaml"]
     for candidate in candidates:
         if candidate in builtin_recipes():
             return Path(str(resources.files("stylefw.recipes") / candidate))
     builtins = builtin_recipes()
+    if not problem.missing:  # the file is there but unusable, or the path is malformed
+        raise UserError(f"recipe file {problem}")
     raise UserError(
-        f"recipe '{name}' not found: no such file, and no built-in recipe of that name{suggest(name, builtins)}",
+        f"recipe '{shown(str(name))}' not found: no such file, and no built-in recipe of that name"
+        f"{_closest_builtin(str(name), builtins)}",
         hint=f"built-in recipes: {', '.join(builtins)}",
     )
+
+
+def _closest_builtin(name: str, builtins: list[str]) -> str:
+    """A did-you-mean among the built-in recipes, compared without ``.yaml`` (which would dilute a typo)."""
+    stems = [builtin.removesuffix(".yaml") for builtin in builtins]
+    close = suggest(name.removesuffix(".yaml"), stems)
+    return close.replace("?)", ".yaml?)")
 
 
 def load_recipe(
@@ -227,7 +242,7 @@ def load_recipe(
     """
     path = find_recipe(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(_read_text(path))
     except OSError as exc:
         raise UserError(f"cannot read recipe: {exc.strerror or exc}", context=str(path)) from exc
     except UnicodeDecodeError as exc:
@@ -236,13 +251,23 @@ def load_recipe(
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(f"invalid YAML: {problem}", context=where, hint="check indentation and quoting") from exc
+        if isinstance(exc, LimitError):
+            raise UserError(f"the recipe {problem}", context=where, hint=LIMIT_HINT) from exc
+        hint = "keep one of the two" if "duplicate key" in problem else "check indentation and quoting"
+        raise UserError(f"invalid YAML: {problem}", context=where, hint=hint) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise RecipeError([Problem("", f"a recipe must be a mapping of keys, not {type(data).__name__}")], source=str(path))
     return recipe_from_dict(data, overrides=overrides, base_dir=path.parent, source=str(path), registry=registry,
                             defaults=defaults)
+
+
+def _read_text(path: Path) -> str:
+    """The recipe's text; a file past the size cap is refused before it is read."""
+    if path.stat().st_size > MAX_BYTES:
+        raise LimitError(None, None, f"is {path.stat().st_size} bytes long; a recipe may be at most {MAX_BYTES}", None)
+    return path.read_text(encoding="utf-8")
 
 
 def recipe_from_dict(
@@ -260,6 +285,7 @@ def recipe_from_dict(
     current directory), and those in ``overrides`` and ``defaults`` against the current directory, as a
     user typing them expects. ``defaults`` fill the keys left empty.
     """
+    from .checks import under
     from .schema import expand, normalise, validate
 
     raw = coerce_numbers(copy.deepcopy(dict(data)))
@@ -273,5 +299,9 @@ def recipe_from_dict(
     recipe, found = validate(normalise(raw), base_dir=Path(base_dir) if base_dir is not None else None,
                              overridden=given, source=source, registry=registry or default_registry())
     if problems or found:
-        raise RecipeError(problems + found, source=source)
+        # a problem only in what the command line set is not fixed by editing the file
+        from_file = any(not (problem.path.startswith("--set ") or under(problem.path, given))
+                        for problem in problems + found)
+        raise RecipeError(problems + found, source=source,
+                          hint=None if from_file else "fix the values given on the command line")
     return recipe

@@ -9,10 +9,11 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .checks import kind_of
+from .checks import described
 from .color import COLOR_MODES, DEFAULT_METHOD, DEFAULT_SPACE, MATCH_METHODS, SWAP_SPACES
 from .errors import Problem
 from .recipe import ColorSpec, ImageRef, Recipe, IMAGE_SUFFIXES, is_url
+from .paths import PathProblem, absolute, existing_file, url_problem
 from .registry import Registry
 from .scales import ScaleSpec, Scales
 from .schema_plugins import DEFAULT_BACKBONE, DEFAULT_OPTIMIZER, PluginSections
@@ -95,7 +96,9 @@ class _Checker(PluginSections):
                 self.add(key, f"missing required key '{key}'")
         # a missing required key is reported once above, not again as a bad value
         values = {key: data.get(key, None if default is REQUIRED else default) for key, default in DEFAULTS.items()}
-        if values["version"] != 1:
+        if values["version"] == "1":  # quoted: the same version, but the wrong type
+            self.add("version", "expected the whole number 1, got text '1'; write version: 1 without quotes")
+        elif values["version"] != 1 or isinstance(values["version"], bool):
             self.add("version", f"unsupported recipe version {values['version']!r}; this stylefw reads version 1")
         content = self.image("content", values["content"], weighted=False) if values["content"] is not None else None
         styles = self.styles(values["style"]) if values["style"] is not None else None
@@ -131,7 +134,7 @@ class _Checker(PluginSections):
         if value == 1 and not isinstance(value, bool) or value == "auto":
             return value
         if not isinstance(value, list) or not value:
-            self.add("scales", f"expected 1, auto or a list of {{size: ..., steps: ...}}, got {kind_of(value)} {value!r}")
+            self.add("scales", f"expected 1, auto or a list of {{size: ..., steps: ...}}, got {described(value)}")
             return None
         stages = [self.stage(f"scales[{i}]", entry, steps) for i, entry in enumerate(value)]
         if None in stages:
@@ -168,12 +171,15 @@ class _Checker(PluginSections):
             self.add(f"{path}.sha256", "expected 64 hexadecimal digits")
         if source is None or weight is None:
             return None
+        if url_problem(source):
+            self.add(f"{path}.image", url_problem(source))
+            return None
         if not is_url(source):
-            resolved = (self.anchor(f"{path}.image") / Path(source).expanduser()).resolve()
-            if not resolved.is_file():
-                self.add(path, f"image file not found: {resolved}")
+            try:
+                source = str(existing_file(source, self.anchor(f"{path}.image")))
+            except PathProblem as exc:
+                self.add(path, f"image file {exc}")
                 return None
-            source = str(resolved)
         return ImageRef(source, weight, sha256.lower() if isinstance(sha256, str) else None)
 
     def styles(self, value: Any) -> list[ImageRef] | None:
@@ -211,7 +217,11 @@ class _Checker(PluginSections):
         if self.string("output", value) is None:
             return None
         # outputs resolve against the current directory: a built-in recipe must not write into the package
-        path = Path(value).expanduser().resolve()
+        try:
+            path = absolute(value, Path.cwd())
+        except PathProblem as exc:
+            self.add("output", f"output path {exc}")
+            return None
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             self.add("output", f"unsupported output format '{path.suffix}'; use .png, .jpg, .jpeg or .webp")
             return None

@@ -11,7 +11,7 @@ import inspect
 from pathlib import Path
 from typing import Annotated, Any, Iterable
 
-from .checks import Checker, kind_of
+from .checks import Checker, described, kind_of
 from .layers import resolve_layer
 from .markers import File
 from .recipe import BackboneSpec, LossSpec, OptimizerSpec, ScheduleSpec
@@ -48,6 +48,10 @@ class PluginSections(Checker):
         """Whether ``name`` is a registered ``kind``; an unknown one is reported with the installed names."""
         if isinstance(name, str) and (kind, name) in self.registry:
             return True
+        if not isinstance(name, str) or not name:
+            installed = ", ".join(self.registry.names(kind))
+            self.add(path, f"expected the name of a {kind}, got {described(name)}; installed: {installed}")
+            return False
         self.add(path, self.registry.unknown_message(kind, name))
         return False
 

@@ -132,12 +132,27 @@ def _load_state(path: Path) -> Mapping[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise WeightsError(f"cannot read weights file {path}: {exc}", hint=_layouts_hint()) from exc
+        # torch's own message suggests weights_only=False, which runs the file's code: never pass it on
+        raise WeightsError(f"cannot read weights file {path}: {_load_problem(exc)}", hint=_layouts_hint()) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path} is not a state dict of tensors", hint=_layouts_hint())
     return state
+
+
+def _load_problem(exc: Exception) -> str:
+    """Why ``torch.load`` refused a file, in our words: a pickle that names code, or not a checkpoint at all."""
+    text = str(exc)
+    wanted = re.search(r"GLOBAL ([\w.]+)", text)
+    if wanted:
+        return (f"it is a pickle that holds more than tensors (it asks for {wanted.group(1)}), and stylefw never runs "
+                "the code a pickle names; if you trust the file, save its state dict with torch.save, or as "
+                ".safetensors")
+    detail = re.search(r"WeightsUnpickler error:\s*(\S.*)", text)
+    first = detail.group(1) if detail else (text.strip().splitlines() or [type(exc).__name__])[0]
+    shown = f" ({first.strip()})" if "weights_only" not in first else ""
+    return f"it is not a checkpoint torch can read{shown}"
 
 
 def _layouts_hint() -> str:

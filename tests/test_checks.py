@@ -73,7 +73,7 @@ def ranged(*, lr: Annotated[float, Range(0)] = 0.1, eps: Annotated[float, Range(
 @pytest.mark.parametrize("options, message", [
     ({"lr": -1}, "losses[0].lr: -1 is out of range; use 0 or more"),
     ({"eps": 0}, "losses[0].eps: 0 is out of range; use a value above 0"),
-    ({"eps": float("nan")}, "losses[0].eps: nan is out of range; use a value above 0"),
+    ({"eps": float("nan")}, "losses[0].eps: nan is not a finite number"),
     ({"floor": 1.5}, "losses[0].floor: 1.5 is out of range; use 0 to 1"),
     ({"below": 5}, "losses[0].below: 5 is out of range; use a value below 5"),
     ({"betas": [0.9, 1]}, "losses[0].betas[1]: 1 is out of range; use 0 up to, but not including, 1"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -284,3 +285,42 @@ def test_a_cached_download_is_used_without_the_network(tmp_path: Path, monkeypat
     Image.fromarray(noise()).save(target, format="JPEG")
     assert fetch(UNREACHABLE) == target
     assert load_image(fetch(UNREACHABLE)).size == (32, 24)
+
+
+class _FakeResponse(io.BytesIO):
+    """What urlopen returns, serving ``body`` with a Content-Type."""
+
+    def __init__(self, body: bytes, content_type: str) -> None:
+        super().__init__(body)
+        self.headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, body: bytes, content_type: str) -> list[str]:
+    calls: list[str] = []
+
+    def urlopen(request, timeout=None):
+        calls.append(request.full_url)
+        return _FakeResponse(body, content_type)
+
+    monkeypatch.setattr("urllib.request.urlopen", urlopen)
+    return calls
+
+
+def test_a_download_that_is_not_an_image_is_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLEFW_CACHE", str(tmp_path))
+    _serve(monkeypatch, b"<html>please log in</html>", "text/html")
+    with pytest.raises(ImageError, match=r"is not an image \(the server sent text/html\)"):
+        fetch("https://example.com/a.jpg")
+    assert list((tmp_path / "images").iterdir()) == []
+
+
+def test_a_cached_download_that_is_not_an_image_is_fetched_again(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLEFW_CACHE", str(tmp_path))
+    png = io.BytesIO()
+    Image.fromarray(noise()).save(png, format="PNG")
+    calls = _serve(monkeypatch, png.getvalue(), "image/png")
+    target = fetch("https://example.com/a.png")
+    target.write_bytes(b"<html>an error page an older stylefw kept</html>")
+    assert load_image(fetch("https://example.com/a.png")).size == (32, 24)
+    assert len(calls) == 2

@@ -1,0 +1,143 @@
+"""The bad-input corpus (tests/badinputs): each input through ``main(argv)`` gives its exit code and message,
+no traceback, and no file created, changed or deleted beyond the output it names."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import types
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from stylefw import registry as registry_module
+from stylefw.cli import main
+from stylefw.plugin_manager import get_plugin_manager
+from stylefw.registry import default_registry
+
+from badinputs import buggy_plugin
+
+CORPUS = Path(__file__).parent / "badinputs"
+TINY = {"content": "content.png", "style": "style.png", "size": 32, "backbone": {"name": "vgg19", "weights": "random"},
+        "losses": [{"name": "content", "layers": ["relu2_1"]}, {"name": "tv", "weight": 1}],
+        "optimizer": {"name": "adam", "lr": 0.05}, "steps": 2, "device": "cpu", "output": "out.png"}
+# a protocol-0 pickle that calls builtins.print when unpickled: harmless even if it ever ran, and it must not
+PICKLE = b"cbuiltins\nprint\n(S'this pickle ran'\ntR."
+EXPECT = re.compile(r"^# expect: (\d+) (.*)$")
+
+
+def recipe_cases() -> list[Any]:
+    cases = []
+    for path in sorted((CORPUS / "recipes").glob("*.yaml")):
+        code, pattern = EXPECT.match(path.read_text(encoding="utf-8").splitlines()[0]).groups()
+        cases.append(pytest.param({"argv": ["validate", path.name], "copy": path, "exit": int(code),
+                                   "pattern": pattern}, id=f"recipes/{path.stem}"))
+    return cases
+
+
+def listed_cases() -> list[Any]:
+    cases = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
+    return [pytest.param(case, id=f"{case['class']}/{case['id']}",
+                         marks=[pytest.mark.skip(reason=f"slot for {case['slot']}")] if "slot" in case else [])
+            for case in cases]
+
+
+def make(path: Path, spec: str) -> None:
+    kind, _, rest = spec.partition(" ")
+    if kind == "png":
+        width, height = map(int, rest.split("x"))
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)).save(path)
+    elif kind == "truncated":
+        make(path, "png 48x40")
+        path.write_bytes(path.read_bytes()[:100])
+    elif kind == "text":
+        path.write_text(rest, encoding="utf-8")
+    elif kind == "bytes":
+        path.write_bytes(bytes(int(byte, 16) for byte in rest.split()))
+    elif kind == "dir":
+        path.mkdir()
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    elif kind == "pickle":
+        path.write_bytes(PICKLE)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under ``root`` with a digest of what it is: a file's bytes, a link's target, or a folder."""
+    found = {}
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            found[str(path)] = "link " + str(path.readlink())
+        elif path.is_dir():
+            found[str(path)] = "dir"
+        else:
+            found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STYLEFW_CACHE", str(tmp_path / "cache"))
+    make(tmp_path / "content.png", "png 48x40")
+    make(tmp_path / "style.png", "png 32x32")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY), encoding="utf-8")
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the corpus must fail before any connection")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    return tmp_path
+
+
+@pytest.fixture
+def with_buggy_plugin(monkeypatch: pytest.MonkeyPatch):
+    """Installs buggy_plugin as if from the distribution stylefw-buggy 0.3.0, under the entry point 'buggy'."""
+
+    def manager(**kwargs: Any):
+        built = get_plugin_manager(load_entry_points=False)
+        built.distributions["buggy"] = types.SimpleNamespace(name="stylefw-buggy", version="0.3.0")
+        built.register(buggy_plugin, name="buggy")
+        return built
+
+    monkeypatch.setattr(registry_module, "get_plugin_manager", manager)
+    default_registry.cache_clear()
+    yield
+    monkeypatch.undo()
+    default_registry.cache_clear()
+
+
+@pytest.mark.parametrize("case", recipe_cases() + listed_cases())
+def test_bad_input(case: dict[str, Any], work: Path, capsys: pytest.CaptureFixture[str],
+                   monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    if case.get("plugin"):
+        request.getfixturevalue("with_buggy_plugin")
+    for key, value in case.get("env", {}).items():
+        monkeypatch.setenv(key, value)
+    if "copy" in case:
+        (work / case["copy"].name).write_bytes(case["copy"].read_bytes())
+    for name, spec in case.get("files", {}).items():
+        make(work / name, spec)
+    argv = ["x" * 5000 + ".png" if arg == "LONG" else arg for arg in case["argv"]]
+    before = snapshot(work)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == case["exit"], err
+    assert re.search(case["pattern"], err), err
+    assert "Traceback" not in out + err and "weights_only" not in err and "this pickle ran" not in out + err
+    after = snapshot(work)
+    allowed = {str(work / name) for name in case.get("output", [])}
+    changed = {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
+    assert changed <= allowed, sorted(changed - allowed)
+
+
+def test_the_corpus_covers_every_class() -> None:
+    listed = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
+    classes = {case["class"] for case in listed} | {"recipes", "yaml"}
+    assert classes >= {"recipes", "yaml", "images", "outputs", "weights", "plugins", "signals", "urls", "paths"}
+    assert len(recipe_cases()) + len(listed) >= 60
