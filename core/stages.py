@@ -129,7 +129,7 @@ class StagedRun:
             if self.image is None:
                 raise  # nothing to deliver yet
             self.control.stop(INTERRUPTED)
-        stop = Stop(self.control.reason, self.stage.index, self.step) if self.control.reason else None
+        stop = Stop(self.control.reason, self.stage.index, self.step, self.control.details) if self.control.reason else None
         return Outcome(self.picture(), self.inputs.content, self.inputs.styles, stop)
 
     def run_stage(self, stage: Stage) -> None:

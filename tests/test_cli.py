@@ -108,6 +108,7 @@ def test_quiet_prints_nothing(work: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_shortcuts_override_a_builtin_recipe(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # --content and --style resolve against the current directory, not the packaged recipe's folder
+    (work / "mine").mkdir()  # an output's folder must exist (tests/test_output_check.py)
     argv = ["recipe", "vangogh.yaml", "--content", "content.png", "--style", "style.png", "--output", "mine/v.png",
             "--size", "32", "--steps", "3", "--device", "cpu", "--seed", "5", "--set", "backbone.weights=random",
             "--set", "losses[1].layers=[conv1_1, relu1_2]", "--set", "losses[0].layers=[conv1_2]", "--quiet"]
