@@ -135,7 +135,7 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
     emit = broadcast([trace, snapshots, PluginHooks(registry.manager), StepCallback(on_step) if on_step else None,
                       on_event])
     staged = StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
-                       styles=styles, emit=emit, control=control)
+                       styles=styles, emit=emit, control=control, every=trace.every)
     signals = SignalStop(control, debug=debug)
     with signals:
         outcome = staged.run()

@@ -161,9 +161,10 @@ def _report_run(args: argparse.Namespace, result: Any) -> int:
             print(f"interrupted at {at}{by}; wrote the image so far to {result.output}", file=sys.stderr)
             return 128 + int(signal.Signals[name])
         if stop.reason == FAILED:
-            details = stop.details
-            print(f"error: {details['message']} at {at}; wrote the last image with a finite loss (after "
-                  f"{details['steps_kept']} steps) to {result.output}\n  hint: {details['hint']}", file=sys.stderr)
+            details, last = stop.details, stop.details["last_finite"]
+            kept = f"stage {last['stage']}, step {last['step']}" if len(recipe.stages) > 1 else f"step {last['step']}"
+            print(f"error: {details['message']}; wrote the last image with a finite loss ({kept}) to "
+                  f"{result.output}\n  hint: {details['hint']}", file=sys.stderr)
             return EXIT_RUNTIME
         if not args.quiet:
             print(f"stopped at {at}: {stop.reason}", file=sys.stderr)

@@ -7,13 +7,13 @@ stages.py only emits. None of them reads a tensor back from the device on every 
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .contracts import INTERRUPTED, RunControl, RunEnd, RunStart, StageStart, Step, StepEvent
-from .errors import RunError
 
 __all__ = ["Subscriber", "broadcast", "Trace", "StepCallback", "Snapshots", "PluginHooks", "SignalStop",
            "STOP_SIGNALS", "snapshot_path"]
@@ -55,7 +55,7 @@ def broadcast(subscribers: Iterable[Callable[[Any], None] | None]) -> Callable[[
 
 
 class Trace(Subscriber):
-    """Every step's losses as plain numbers, copied from the device in batches; a non-finite loss stops the run.
+    """Every step's losses as plain numbers, copied from the device in batches, up to the first non-finite one.
 
     Copying each step's loss to the host would make the CPU wait for the GPU every step; instead the losses
     are kept on the device and read back every ``every`` steps and at the end of each stage.
@@ -65,6 +65,7 @@ class Trace(Subscriber):
         self.every = every
         self.steps: list[Step] = []
         self.pending: list[StepEvent] = []
+        self.broken = False
 
     def step(self, event: StepEvent) -> None:
         self.pending.append(event)
@@ -72,22 +73,20 @@ class Trace(Subscriber):
             self.flush()
 
     def flush(self) -> list[Step]:
-        """Read the pending losses back (one sync), check them, and return the whole trace."""
+        """Read the pending losses back (one sync) and return the whole trace, which ends before a non-finite loss.
+
+        The run rolls the image back to the last step with a finite loss, so the steps from there on are dropped.
+        """
         if self.pending:
             import torch
 
             rows = torch.stack([event.values for event in self.pending]).tolist()
             events, self.pending = self.pending, []
             for event, row in zip(events, rows):
-                _check_finite(row[0], event)
-                self.steps.append(event.record(row))
+                self.broken = self.broken or not math.isfinite(row[0])
+                if not self.broken:
+                    self.steps.append(event.record(row))
         return self.steps
-
-
-def _check_finite(loss: float, event: StepEvent) -> None:
-    if loss != loss or loss in (float("inf"), float("-inf")):
-        where = f" of stage {event.stage.index} ({event.stage.size} px)" if event.stage.count > 1 else ""
-        raise RunError(f"the loss became {loss} at step {event.step}{where}", hint="lower optimizer.lr or the loss weights")
 
 
 class StepCallback(Subscriber):
