@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +13,16 @@ import torch
 from PIL import Image
 
 from . import __version__
-from .contracts import INTERRUPTED, OnEvent, RunControl, RunEnd, Step, StepEvent, Stop
+from .contracts import FAILED, INTERRUPTED, OnEvent, RunControl, RunEnd, Step, StepEvent, Stop
 from .engine import build_backbone, build_losses, open_inputs, select_device
-from .events import PluginHooks, Snapshots, StepCallback, Trace, broadcast, sigint_stops
-from .image import save_image, to_pil, write_json
+from .events import PluginHooks, SignalStop, Snapshots, StepCallback, Trace, broadcast
+from .image import image_writer, json_writer, to_pil, write_all
 from .plugin_manager import plugin_infos
 from .preflight import preflight
 from .recipe import Recipe, load_recipe, recipe_from_dict
 from .registry import Registry, default_registry
-from .stages import StagedRun, warn_upscaled_styles
+from .outputs import HINT, OutputError, check_output
+from .stages import Outcome, StagedRun, warn_upscaled_styles
 
 __all__ = ["Result", "run", "create_backbone", "resolve_recipe", "save_result"]
 
@@ -64,7 +66,7 @@ class Result:
             "device": self.device,
             "steps_done": len(self.trace),
             "interrupted": self.interrupted,
-            "stopped": dataclasses.asdict(self.stopped) if self.stopped else None,
+            "stopped": self.stopped.as_dict() if self.stopped else None,
             "final_losses": {"total": self.trace[-1].loss, **_terms(self.trace[-1])} if self.trace else {},
             **({"score": dict(self.score)} if self.score is not None else {}),
         }
@@ -109,16 +111,19 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
         on_event: OnEvent | None = None,
         on_step: Callable[[Step], None] | None = None,
         on_download: Callable[[str, int, int | None], None] | None = None,
-        registry: Registry | None = None, save: bool = True) -> Result:
+        registry: Registry | None = None, save: bool = True, debug: bool = False) -> Result:
     """Stylise as ``recipe`` says; writes the output (if the recipe names one and ``save``) and returns it.
 
     ``on_event`` is called with every event of the run (RunStart, StageStart, StepEvent, RunEnd; see
     ``stylefw.contracts``), after the installed plugins' hooks; a StepEvent's ``stop(reason)`` ends the run
-    after that step. ``on_step`` is called with each step as plain numbers. Ctrl-C stops the run the same
-    way: the result so far is returned (and saved) with ``interrupted=True``.
+    after that step. ``on_step`` is called with each step as plain numbers. Ctrl-C, SIGTERM and SIGHUP stop
+    the run the same way: the result so far is returned (and saved) with ``interrupted=True``; with
+    ``debug`` a second Ctrl-C aborts at once, even while the output is written.
     """
     registry = registry or default_registry()
     recipe = resolve_recipe(recipe, overrides, registry)
+    if save and recipe.output is not None:
+        check_output(recipe)  # before any work: a run must not end in an output it cannot write
     device = select_device(recipe.device)
     torch.manual_seed(recipe.seed)
     content, styles = open_inputs(recipe, on_download)
@@ -130,19 +135,28 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
     emit = broadcast([trace, snapshots, PluginHooks(registry.manager), StepCallback(on_step) if on_step else None,
                       on_event])
     staged = StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
-                       styles=styles, emit=emit, control=control)
-    with sigint_stops(control):
+                       styles=styles, emit=emit, control=control, every=trace.every)
+    signals = SignalStop(control, debug=debug)
+    with signals:
         outcome = staged.run()
-    steps = tuple(trace.flush())
-    blend = [ref.weight for ref in recipe.styles]
-    score = _score(recipe, registry, outcome.picture, outcome.content, outcome.styles, blend) if recipe.score else None
-    result = Result(to_pil(outcome.picture), outcome.picture, steps, recipe, str(device),
-                    outcome.stop is not None and outcome.stop.reason == INTERRUPTED, score=score, stopped=outcome.stop)
-    if save and recipe.output is not None:
-        save_result(result, recipe.output, registry=registry)
-        result = dataclasses.replace(result, output=recipe.output)
+        with signals.saving():
+            result = _result(recipe, registry, str(device), outcome, tuple(trace.flush()))
+            if save and recipe.output is not None:
+                save_result(result, recipe.output, registry=registry)
+                result = dataclasses.replace(result, output=recipe.output)
     emit(RunEnd(result))
     return result
+
+
+def _result(recipe: Recipe, registry: Registry, device: str, outcome: Outcome, steps: tuple[Step, ...]) -> Result:
+    """The Result of a run that ended as ``outcome``, scored when the recipe asks and the run did not fail."""
+    stop = outcome.stop
+    score = None
+    if recipe.score and (stop is None or stop.reason != FAILED):
+        blend = [ref.weight for ref in recipe.styles]
+        score = _score(recipe, registry, outcome.picture, outcome.content, outcome.styles, blend)
+    return Result(to_pil(outcome.picture), outcome.picture, steps, recipe, device,
+                  stop is not None and stop.reason == INTERRUPTED, score=score, stopped=stop)
 
 
 def _snapshot_saver(recipe: Recipe, device: str, registry: Registry) -> Callable[[StepEvent, Path], None]:
@@ -167,11 +181,21 @@ def _score(recipe: Recipe, registry: Registry, output: torch.Tensor, content: to
 
 
 def save_result(result: Result, path: Path, *, registry: Registry | None = None, sidecar: bool = True) -> Path:
-    """Write the image with its metadata embedded and, with ``sidecar``, ``<path>.json`` with the loss trace."""
+    """Write the image with its metadata embedded and, with ``sidecar``, ``<path>.json`` with the loss trace.
+
+    Both are written to temporary files first and renamed together, so a failure (a full disk) leaves
+    the previous output and sidecar as they were.
+    """
     metadata = result.metadata(registry)
-    save_image(result.image, path, metadata)
+    writes = {path: image_writer(result.image, path, metadata)}
     if sidecar:
         trace = [{"stage": step.stage, "size": step.size, "step": step.step, "loss": step.loss,
                   "elapsed": step.elapsed, "terms": _terms(step)} for step in result.trace]
-        write_json(Path(f"{path}.json"), {**metadata, "trace": trace})
+        writes[Path(f"{path}.json")] = json_writer({**metadata, "trace": trace})
+    try:
+        write_all(writes)
+    except OSError as exc:
+        kept = " (the previous one is unchanged)" if path.exists() else ""
+        hint = "free some space on that disk, or " + HINT if exc.errno == errno.ENOSPC else HINT
+        raise OutputError(f"cannot write {path}{kept}: {exc.strerror or exc}", hint=hint) from exc
     return path

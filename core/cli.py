@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import traceback
 import warnings
@@ -139,12 +140,14 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     path = find_recipe(args.recipe)
     recipe = load_recipe(path, overrides_from(args), defaults={"output": str(Path.cwd() / f"{path.stem}.png")})
     with _renderer(args, recipe.total_steps) as renderer:
-        result = run(recipe, on_event=renderer, on_download=renderer.download)
+        result = run(recipe, on_event=renderer, on_download=renderer.download, debug=args.debug)
     return _report_run(args, result)
 
 
 def _report_run(args: argparse.Namespace, result: Any) -> int:
-    """What the user reads after a run, and the exit code: 130 after Ctrl-C, 0 after a finish or a planned stop."""
+    """What the user reads after a run, and the exit code: 128 + the signal's number after a signal (130 for
+    Ctrl-C), 1 after a non-finite loss, 0 after a finish or a planned stop."""
+    from .contracts import FAILED
     from .progress import format_duration
 
     recipe, stop = result.recipe, result.stopped
@@ -153,8 +156,16 @@ def _report_run(args: argparse.Namespace, result: Any) -> int:
         where = f"stage {stop.stage}/{len(recipe.stages)} ({stage.size} px), " if len(recipe.stages) > 1 else ""
         at = f"{where}step {stop.step}/{stage.steps}"
         if result.interrupted:
-            print(f"interrupted at {at}; wrote the image so far to {result.output}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            name = stop.details.get("signal", "SIGINT")
+            by = f" by {name}" if name != "SIGINT" else ""
+            print(f"interrupted at {at}{by}; wrote the image so far to {result.output}", file=sys.stderr)
+            return 128 + int(signal.Signals[name])
+        if stop.reason == FAILED:
+            details, last = stop.details, stop.details["last_finite"]
+            kept = f"stage {last['stage']}, step {last['step']}" if len(recipe.stages) > 1 else f"step {last['step']}"
+            print(f"error: {details['message']}; wrote the last image with a finite loss ({kept}) to "
+                  f"{result.output}\n  hint: {details['hint']}", file=sys.stderr)
+            return EXIT_RUNTIME
         if not args.quiet:
             print(f"stopped at {at}: {stop.reason}", file=sys.stderr)
     if not args.quiet:

@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 __all__ = ["Backbone", "BackboneFactory", "Loss", "LossFactory", "OptimizerFactory", "ResizeState", "Scheduler",
            "SchedulerFactory", "CommandHandler", "ConfigureCommand", "Register", "RegisterOptimizer", "RegisterCommand",
            "Term", "Step", "Targets", "Stage", "Stop", "RunControl", "RunStart", "StageStart", "StepEvent", "RunEnd",
-           "Event", "OnEvent", "INTERRUPTED"]
+           "Event", "OnEvent", "INTERRUPTED", "FAILED"]
 
-# the stop reason Ctrl-C gives
+# the stop reason Ctrl-C, SIGTERM and SIGHUP give (the details name the signal)
 INTERRUPTED = "interrupted"
+# the stop reason of a run whose loss became non-finite (the details name the term)
+FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,21 @@ class Stage:
 
 @dataclass(frozen=True)
 class Stop:
-    """Why and where a run stopped before its last step."""
+    """Why and where a run stopped before its last step, and what more the stop said.
+
+    ``details`` holds plain values: ``signal`` (such as ``"SIGTERM"``) for an interrupt, or for a run that
+    ``failed`` the loss ``term`` that became non-finite, its ``loss`` and ``plugin``, its ``value``, the
+    ``cause`` (the recipe key to change) and the ``steps_kept``.
+    """
 
     reason: str
     stage: int
     step: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The reason, stage and step, then the details, as the sidecar's ``stopped`` records them."""
+        return {"reason": self.reason, "stage": self.stage, "step": self.step, **self.details}
 
 
 class RunControl:
@@ -96,11 +108,13 @@ class RunControl:
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.details: dict[str, Any] = {}
 
-    def stop(self, reason: str) -> None:
-        """Ask the run to stop after this step; the first reason given is kept."""
+    def stop(self, reason: str, **details: Any) -> None:
+        """Ask the run to stop after this step; the first reason given, and its details, are kept."""
         if self.reason is None:
             self.reason = str(reason)
+            self.details = dict(details)
 
 
 @dataclass(frozen=True)

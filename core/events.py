@@ -1,4 +1,4 @@
-"""Subscribers to a run's events: the loss trace, snapshots, plugin hooks, Ctrl-C, and the fan-out to all of them.
+"""Subscribers to a run's events: the loss trace, snapshots, plugin hooks, signals, and the fan-out to all of them.
 
 Everything that watches a run is one of these, the CLI's progress display included; the loop in
 stages.py only emits. None of them reads a tensor back from the device on every step.
@@ -7,16 +7,16 @@ stages.py only emits. None of them reads a tensor back from the device on every 
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .contracts import INTERRUPTED, RunControl, RunEnd, RunStart, StageStart, Step, StepEvent
-from .errors import RunError
 
-__all__ = ["Subscriber", "broadcast", "Trace", "StepCallback", "Snapshots", "PluginHooks", "sigint_stops",
-           "snapshot_path"]
+__all__ = ["Subscriber", "broadcast", "Trace", "StepCallback", "Snapshots", "PluginHooks", "SignalStop",
+           "STOP_SIGNALS", "snapshot_path"]
 
 
 class Subscriber:
@@ -55,7 +55,7 @@ def broadcast(subscribers: Iterable[Callable[[Any], None] | None]) -> Callable[[
 
 
 class Trace(Subscriber):
-    """Every step's losses as plain numbers, copied from the device in batches; a non-finite loss stops the run.
+    """Every step's losses as plain numbers, copied from the device in batches, up to the first non-finite one.
 
     Copying each step's loss to the host would make the CPU wait for the GPU every step; instead the losses
     are kept on the device and read back every ``every`` steps and at the end of each stage.
@@ -65,6 +65,7 @@ class Trace(Subscriber):
         self.every = every
         self.steps: list[Step] = []
         self.pending: list[StepEvent] = []
+        self.broken = False
 
     def step(self, event: StepEvent) -> None:
         self.pending.append(event)
@@ -72,22 +73,20 @@ class Trace(Subscriber):
             self.flush()
 
     def flush(self) -> list[Step]:
-        """Read the pending losses back (one sync), check them, and return the whole trace."""
+        """Read the pending losses back (one sync) and return the whole trace, which ends before a non-finite loss.
+
+        The run rolls the image back to the last step with a finite loss, so the steps from there on are dropped.
+        """
         if self.pending:
             import torch
 
             rows = torch.stack([event.values for event in self.pending]).tolist()
             events, self.pending = self.pending, []
             for event, row in zip(events, rows):
-                _check_finite(row[0], event)
-                self.steps.append(event.record(row))
+                self.broken = self.broken or not math.isfinite(row[0])
+                if not self.broken:
+                    self.steps.append(event.record(row))
         return self.steps
-
-
-def _check_finite(loss: float, event: StepEvent) -> None:
-    if loss != loss or loss in (float("inf"), float("-inf")):
-        where = f" of stage {event.stage.index} ({event.stage.size} px)" if event.stage.count > 1 else ""
-        raise RunError(f"the loss became {loss} at step {event.step}{where}", hint="lower optimizer.lr or the loss weights")
 
 
 class StepCallback(Subscriber):
@@ -132,26 +131,60 @@ class PluginHooks(Subscriber):
             hook(event=event)
 
 
-@contextlib.contextmanager
-def sigint_stops(control: RunControl) -> Iterator[None]:
-    """While inside, Ctrl-C asks the run to stop after its current step; a second Ctrl-C interrupts at once.
+# the signals that stop a run cleanly: Ctrl-C, kill (docker stop, CI timeouts, schedulers) and a closed terminal
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
-    Only the main thread receives signals; elsewhere this does nothing, and a KeyboardInterrupt still stops the run.
+
+class SignalStop:
+    """While inside, SIGINT, SIGTERM and SIGHUP stop the run after its current step, and never cut a save short.
+
+    The first signal asks the run to stop, naming the signal in the stop's details; a second one while a
+    step runs interrupts that step at once (a KeyboardInterrupt, which the driver turns into the same stop).
+    Inside ``saving()`` further signals wait until the output is written, so a second kill cannot cost the
+    image; with ``debug`` a second Ctrl-C aborts there too (the write is atomic: the previous output stays
+    whole). Only the main thread receives signals; elsewhere this does nothing. A signal the process
+    started with ignored stays ignored, as the shell chose (``cmd &`` ignores SIGINT, ``nohup`` SIGHUP).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT) or signal.default_int_handler  # None: installed from C code
-    if previous is signal.SIG_IGN:  # started in the background (cmd &): leave it ignored, as the user's shell did
-        yield
-        return
 
-    def stop(signum: int, frame: Any) -> None:
-        control.stop(INTERRUPTED)
-        signal.signal(signal.SIGINT, previous)
+    def __init__(self, control: RunControl, *, debug: bool = False) -> None:
+        self.control, self.debug = control, debug
+        self.received: list[str] = []
+        self.holding = False
+        self.previous: dict[int, Any] = {}
 
-    signal.signal(signal.SIGINT, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    def __enter__(self) -> "SignalStop":
+        if threading.current_thread() is threading.main_thread():
+            for number in (getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)):
+                previous = signal.getsignal(number)
+                if previous is not signal.SIG_IGN:
+                    # None: installed from C code; put back what Python would have
+                    self.previous[number] = previous if previous is not None else _default(number)
+                    signal.signal(number, self.handle)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for number, previous in self.previous.items():
+            signal.signal(number, previous)
+        self.previous = {}
+
+    def handle(self, number: int, frame: Any) -> None:
+        """The handler: the first signal stops the run; later ones interrupt a step, or wait for the save."""
+        name = signal.Signals(number).name
+        self.received.append(name)
+        if len(self.received) == 1:
+            self.control.stop(INTERRUPTED, signal=name)
+        elif not self.holding or (self.debug and number == signal.SIGINT):
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[None]:
+        """While inside, signals only stop the run: the output being written is finished first."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+
+
+def _default(number: int) -> Any:
+    return signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL

@@ -17,12 +17,13 @@ from .errors import ImageError, UserError
 from .paths import PathProblem, existing_file
 from .scales import shape_at
 
-__all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "write_json",
-           "write_atomic"]
+__all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "image_writer",
+           "write_json", "json_writer", "write_atomic", "write_all"]
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 USER_AGENT = "stylefw/0.1 (neural style transfer; +https://pypi.org/project/stylefw/)"
 Progress = Callable[[int, int | None], None]
+Writer = Callable[[Any], Any]  # writes a file's bytes to an open binary handle
 
 
 def cache_dir() -> Path:
@@ -153,6 +154,12 @@ def to_pil(tensor) -> Image.Image:
 def save_image(image: Image.Image, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write ``image`` atomically, in the format its extension names, with ``metadata`` embedded."""
     path = Path(path)
+    write_atomic(path, image_writer(image, path, metadata))
+    return path
+
+
+def image_writer(image: Image.Image, path: Path, metadata: Mapping[str, Any] | None = None) -> Writer:
+    """What writes ``image`` to a handle in the format ``path``'s extension names, with ``metadata`` embedded."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise UserError(f"cannot write {path}: unknown format '{path.suffix}'", hint="use .png, .jpg or .webp")
@@ -166,28 +173,42 @@ def save_image(image: Image.Image, path: str | Path, metadata: Mapping[str, Any]
         options.update(quality=95, **({"comment": text} if text else {}))
     elif fmt == "WEBP":
         options.update(quality=95)
-    write_atomic(path, lambda handle: image.save(handle, format=fmt, **options))
-    return path
+    return lambda handle: image.save(handle, format=fmt, **options)
 
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     path = Path(path)
-    write_atomic(path, lambda handle: handle.write(json.dumps(data, indent=2, default=str).encode() + b"\n"))
+    write_atomic(path, json_writer(data))
     return path
 
 
-def write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+def json_writer(data: Mapping[str, Any]) -> Writer:
+    """What writes ``data`` to a handle as indented JSON."""
+    return lambda handle: handle.write(json.dumps(data, indent=2, default=str).encode() + b"\n")
+
+
+def write_atomic(path: Path, write: Writer) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
+    write_all({path: write})
+
+
+def write_all(writes: Mapping[Path, Writer]) -> None:
+    """Write every file to a temporary file beside it, then rename them all: a failure changes none of them."""
+    parts: dict[Path, str] = {}
     try:
-        with handle:
-            write(handle)
-        os.chmod(handle.name, 0o666 & ~_umask())  # a temporary file is private; the output should not be
-        os.replace(handle.name, path)
+        for path, write in writes.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
+            parts[path] = handle.name
+            with handle:
+                write(handle)
+            os.chmod(handle.name, 0o666 & ~_umask())  # a temporary file is private; the output should not be
+        for path, part in parts.items():
+            os.replace(part, path)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        for part in parts.values():
+            Path(part).unlink(missing_ok=True)
         raise
 
 

@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .color import color_inputs, color_output
-from .contracts import INTERRUPTED, RunControl, RunStart, Stage, StageStart, StepEvent, Stop, Targets
+from .contracts import FAILED, INTERRUPTED, RunControl, RunStart, Stage, StageStart, StepEvent, Stop, Targets
 from .engine import compute_targets, initial_image, optimise, style_edge
-from .errors import StylefwWarning
+from .errors import RunError, StylefwWarning
+from .health import SATURATION, Guard, diagnose
 from .image import resize_long_edge, to_tensor
 from .recipe import Recipe
 from .registry import Registry
@@ -101,15 +102,20 @@ def warn_upscaled_styles(recipe: Recipe, styles: list[Image.Image]) -> None:
 
 
 class StagedRun:
-    """Optimises one image through a recipe's stages, sending every event to ``emit``."""
+    """Optimises one image through a recipe's stages, sending every event to ``emit``.
+
+    Every ``every`` steps and at the end of each stage (where the trace reads the losses), and whenever the
+    run stops, it reads its ``Guard``: a non-finite loss rolls the picture back to the last one whose loss
+    was finite and stops the run as ``failed``; too many values pinned at 0 or 1 warn once.
+    """
 
     def __init__(self, recipe: Recipe, registry: Registry, device: torch.device, backbone: Any, losses: list, *,
                  content: Image.Image, styles: list[Image.Image], emit: Callable[[Any], None],
-                 control: RunControl) -> None:
+                 control: RunControl, every: int = 25) -> None:
         self.recipe, self.registry, self.device = recipe, registry, device
         self.backbone, self.losses = backbone, losses
         self.originals = content, styles
-        self.emit, self.control = emit, control
+        self.emit, self.control, self.every = emit, control, every
         self.stages = plan_stages(recipe, content.size)
         self.labels = tuple(spec.label for spec in recipe.losses)
         self.weights = tuple(spec.weight for spec in recipe.losses)
@@ -118,18 +124,22 @@ class StagedRun:
         """Every stage in turn, or until a subscriber stops the run or Ctrl-C interrupts it."""
         self.start = time.perf_counter()
         self.emit(RunStart(self.recipe, str(self.device), self.stages))
-        self.image = self.optimizer = self.average = self.inputs = None
-        self.done = 0
+        self.image = self.optimizer = self.average = self.inputs = self.guard = None
+        self.done, self.warned, self.failed = 0, False, None
         try:
             for stage in self.stages:
                 self.run_stage(stage)
-                if self.control.reason:
+                if self.control.reason or self.failed:
                     break
         except KeyboardInterrupt:
             if self.image is None:
                 raise  # nothing to deliver yet
             self.control.stop(INTERRUPTED)
-        stop = Stop(self.control.reason, self.stage.index, self.step) if self.control.reason else None
+            self.check()
+        if self.failed:
+            guard, inputs, stop = self.failed
+            return Outcome(self.picture(guard.good, inputs), inputs.content, inputs.styles, stop)
+        stop = Stop(self.control.reason, self.stage.index, self.step, self.control.details) if self.control.reason else None
         return Outcome(self.picture(), self.inputs.content, self.inputs.styles, stop)
 
     def run_stage(self, stage: Stage) -> None:
@@ -137,18 +147,51 @@ class StagedRun:
         image = self.start_image(stage, inputs)
         optimizer = self.build_optimizer(image, stage.shape)
         # one assignment: an interrupt before it leaves the previous stage's picture whole
-        self.stage, self.step, self.inputs, self.image, self.optimizer, self.average = (
-            stage, 0, inputs, image, optimizer, Average(self.recipe.average) if self.recipe.average else None)
+        self.previous = (self.guard, self.inputs) if self.guard is not None else None
+        self.stage, self.step, self.inputs, self.image, self.optimizer, self.average, self.guard = (
+            stage, 0, inputs, image, optimizer, Average(self.recipe.average) if self.recipe.average else None,
+            Guard(image.detach().clone(), inputs.run_content))
         self.emit(StageStart(stage, inputs.targets))
         for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
                                   optimizer, stage.steps, self.recipe.layers, scheduler=self.scheduler(stage)):
             if self.average is not None:
                 self.average.update(image)
+            self.guard.step(evaluated.values, self.source().clone() if self.average is None else self.source())
             self.step, self.done = evaluated.step, self.done + 1
             self.emit(StepEvent(stage, evaluated.step, self.done, time.perf_counter() - self.start, self.labels,
                                 self.weights, evaluated.values, self.picture, self.control))
-            if self.control.reason:
+            if self.control.reason or evaluated.step % self.every == 0 or evaluated.step == stage.steps:
+                self.check()
+            if self.control.reason or self.failed:
                 return
+
+    def check(self) -> None:
+        """Read the guard (the trace has just read the losses): fail on a non-finite loss, warn on saturation."""
+        healthy, pinned = self.guard.read(self.image)
+        if not healthy:
+            self.fail()
+        elif pinned > SATURATION and not self.warned:
+            self.warned = True
+            lr = self.recipe.optimizer.options.get("lr")
+            now = f" (now {lr:g})" if isinstance(lr, (int, float)) else ""
+            warnings.warn(f"{pinned:.0%} of the image's values are pinned at 0 or 1 at step {self.step}: the steps "
+                          f"overshoot; lower optimizer.lr{now}", StylefwWarning, stacklevel=2)
+
+    def fail(self) -> None:
+        """Roll back to the last picture with a finite loss and stop as ``failed``; raise if there is none."""
+        row, bad_image, kept = self.guard.failure()
+        details = diagnose(self.recipe, self.registry, row, bad_image)
+        stage = self.stage
+        where = f" of stage {stage.index} ({stage.size} px)" if stage.count > 1 else ""
+        details["message"] = f"the loss became {row[0]} at step {kept + 1}{where}: {details.pop('why')}"
+        guard, inputs, last = self.guard, self.inputs, {"stage": stage.index, "step": kept}
+        if not kept:
+            if self.previous is None:  # even the starting image's loss is not finite: nothing to deliver
+                raise RunError(details["message"], hint=details["hint"])
+            guard, inputs = self.previous
+            last = {"stage": stage.index - 1, "step": self.stages[stage.index - 2].steps}
+        details["last_finite"] = last  # the step whose loss was the last finite one, computed from the picture kept
+        self.failed = guard, inputs, Stop(FAILED, stage.index, kept + 1, details)
 
     def prepare(self, stage: Stage) -> StageInputs:
         """The inputs and targets at ``stage``'s size, with every loss prepared for them."""
@@ -195,8 +238,10 @@ class StagedRun:
             return self.average.value()
         return self.image.detach()
 
-    def picture(self) -> torch.Tensor:
-        """The image as delivered: the stage's result with colour control applied, clamped to [0, 1]."""
+    def picture(self, source: torch.Tensor | None = None, inputs: StageInputs | None = None) -> torch.Tensor:
+        """The image as delivered: the stage's result (or ``source``) with colour control applied, in [0, 1]."""
         color = self.recipe.color
+        source = self.source() if source is None else source
+        content = (inputs or self.inputs).content
         with torch.no_grad():
-            return color_output(color.mode, self.source(), self.inputs.content, space=color.space).clamp(0, 1)
+            return color_output(color.mode, source, content, space=color.space).clamp(0, 1)

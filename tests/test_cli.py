@@ -108,6 +108,7 @@ def test_quiet_prints_nothing(work: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_shortcuts_override_a_builtin_recipe(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # --content and --style resolve against the current directory, not the packaged recipe's folder
+    (work / "mine").mkdir()  # an output's folder must exist (tests/test_output_check.py)
     argv = ["recipe", "vangogh.yaml", "--content", "content.png", "--style", "style.png", "--output", "mine/v.png",
             "--size", "32", "--steps", "3", "--device", "cpu", "--seed", "5", "--set", "backbone.weights=random",
             "--set", "losses[1].layers=[conv1_1, relu1_2]", "--set", "losses[0].layers=[conv1_2]", "--quiet"]
@@ -234,22 +235,26 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_runtime_failure_exits_1_without_a_traceback(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # gram × 3e38, near the float32 maximum, overflows within two steps: a real failure of the optimisation
-    # (a weight above the float32 maximum is refused by validation instead)
+    # gram × 3e38, near the float32 maximum, sends the image to NaN at step 2: a real failure of the
+    # optimisation (a weight above the float32 maximum is refused by validation instead)
     code, out, err = run(["recipe", "tiny.yaml", "--set", "losses[1].weight=3e38", "--progress", "plain"], capsys)
     assert code == 1
-    assert [re.sub(r"(inf|nan) at step \d", "X at step N", line) for line in error_lines(err)] == [
-        "error: the loss became X at step N"]
-    assert "hint: lower optimizer.lr or the loss weights" in err
+    (line,) = error_lines(err)
+    assert re.match(r"error: the loss became (inf|nan) at step 2: the image became non-finite", line), line
+    assert "wrote the last image with a finite loss (step 1)" in line
+    assert "hint: lower optimizer.lr (now 0.05)" in err
     assert "Traceback" not in err + out
-    assert not (work / "out.png").exists()
+    assert (work / "out.png").exists()  # the last good image
 
 
 def test_debug_shows_the_traceback_of_a_runtime_failure(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["recipe", "tiny.yaml", "--set", "losses[1].weight=3e38", "--debug"], capsys)
+    # from noise, the content term × 3e38 is infinite at step 1: no image to keep, so the run raises
+    code, out, err = run(["recipe", "tiny.yaml", "--set", "init=noise", "--set", "losses[0].weight=3e38",
+                          "--debug"], capsys)
     assert code == 1
     assert "Traceback (most recent call last)" in err
-    assert "stylefw.errors.RunError: the loss became" in err
+    assert "stylefw.errors.RunError: the loss became inf at step 1" in err
+    assert not (work / "out.png").exists()
 
 
 def test_debug_shows_the_traceback_of_a_user_error(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
