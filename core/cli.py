@@ -226,17 +226,21 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    """One line per item, the description cut to the terminal's width (80 columns in a log)."""
+    import shutil
 
     from .recipe import builtin_recipes
     from .registry import default_registry
 
-    table = _table("kind", "name", "plugin", "description")
-    for entry in default_registry().entries():
-        table.add_row(entry.kind, entry.name, entry.plugin, _summary(entry.factory))
-    for name in builtin_recipes():
-        table.add_row("recipe", name, "stylefw", f"stylefw recipe {name}")
-    Console(soft_wrap=True).print(table)
+    rows = [(entry.kind, entry.name, entry.plugin, _summary(entry.factory)) for entry in default_registry().entries()]
+    rows += [("recipe", name, "stylefw", f"stylefw recipe {name}") for name in builtin_recipes()]
+    rows.insert(0, ("kind", "name", "plugin", "description"))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    room = max(shutil.get_terminal_size().columns - sum(widths) - 2 * len(widths), 20)
+    for *names, description in rows:
+        if len(description) > room:
+            description = description[:room - 1] + "…"
+        print("  ".join(name.ljust(width) for name, width in zip(names, widths)) + "  " + description)
     return EXIT_OK
 
 
@@ -267,6 +271,11 @@ def _table(*columns: str):
 
 
 def _summary(factory: Any) -> str:
+    """The first line of the factory's docstring; for a class or function of torch's, its name instead (torch's
+    docstrings open with markup, not a summary)."""
+    module = getattr(factory, "__module__", None) or ""
+    if module.split(".")[0] == "torch":
+        return f"{module}.{getattr(factory, '__qualname__', '')}".rstrip(".")
     doc = (getattr(factory, "__doc__", None) or "").strip()
     return doc.splitlines()[0] if doc else ""
 

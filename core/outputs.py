@@ -21,7 +21,7 @@ HINT = "choose another output with --output or the recipe's output key"
 
 def written_paths(output: Path) -> dict[Path, str]:
     """The files a run with ``output`` writes, each with how a message names it (snapshots are checked apart)."""
-    return {output: "the output", Path(f"{output}.json"): f"the output's metadata file {output.name}.json"}
+    return {output: "the output", Path(f"{output}.json"): "the output's metadata file"}
 
 
 def check_output(recipe: Recipe) -> None:
@@ -36,7 +36,7 @@ def check_output(recipe: Recipe) -> None:
         raise OutputError(f"cannot write {output}: {folder} is a file, not a folder", hint=HINT)
     for path, name in written_paths(output).items():
         if path.is_dir():
-            raise OutputError(f"cannot write {name} {path}: it is a directory",
+            raise OutputError(f"cannot write {name} {path}: {path.name} is a directory",
                               hint=f"name a file, such as {path / 'out.png'}" if path == output else HINT)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {output}: the folder {folder} is not writable", hint=HINT)

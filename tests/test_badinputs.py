@@ -4,7 +4,9 @@ no traceback, and no file created, changed or deleted beyond the output it names
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 import types
 import urllib.request
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
+import stylefw
 from stylefw import registry as registry_module
 from stylefw.cli import main
 from stylefw.plugin_manager import get_plugin_manager
@@ -112,11 +115,38 @@ def with_buggy_plugin(monkeypatch: pytest.MonkeyPatch):
     default_registry.cache_clear()
 
 
+class Signaller:
+    """A plugin sending this process ``signum`` at step 2, as kill, a closed terminal or Ctrl-C would."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    @stylefw.hookimpl
+    def on_step(self, event) -> None:
+        if event.step == 2:
+            os.kill(os.getpid(), self.signum)
+
+
+def with_plugin(monkeypatch: pytest.MonkeyPatch, plugin: object, name: str) -> None:
+    """Builds every plugin manager with ``plugin`` registered, until the test ends."""
+
+    def manager(**kwargs: Any):
+        built = get_plugin_manager(load_entry_points=False)
+        built.register(plugin, name=name)
+        return built
+
+    monkeypatch.setattr(registry_module, "get_plugin_manager", manager)
+    default_registry.cache_clear()
+
+
 @pytest.mark.parametrize("case", recipe_cases() + listed_cases())
 def test_bad_input(case: dict[str, Any], work: Path, capsys: pytest.CaptureFixture[str],
                    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     if case.get("plugin"):
         request.getfixturevalue("with_buggy_plugin")
+    if case.get("signal"):
+        with_plugin(monkeypatch, Signaller(getattr(signal, case["signal"])), "signaller")
+        request.addfinalizer(default_registry.cache_clear)
     for key, value in case.get("env", {}).items():
         monkeypatch.setenv(key, value)
     if "copy" in case:

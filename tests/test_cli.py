@@ -338,6 +338,26 @@ def test_list_shows_every_item_with_its_plugin(capsys: pytest.CaptureFixture[str
         assert ["recipe", name, "stylefw"] in rows
 
 
+def test_list_gives_one_line_per_item_within_80_columns(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what a log or a pipe gets
+    code, out, err = run(["list"], capsys)
+    lines = out.splitlines()
+    registry = default_registry()
+    assert len(lines) == 1 + len(list(registry.entries())) + len(builtin_recipes())
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.endswith("…") for line in lines)  # long descriptions are cut, not wrapped
+
+
+def test_list_shows_torch_classes_by_name_not_by_their_docstrings():
+    import torch
+
+    from stylefw.cli import _summary
+
+    assert _summary(torch.optim.SGD) == "torch.optim.sgd.SGD"
+    adam = default_registry().get("optimizer", "adam").factory
+    assert _summary(adam) == adam.__doc__.splitlines()[0]  # stylefw's own factories keep their summary
+
+
 def test_plugins_shows_plugins_and_versions(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["plugins"], capsys)
     assert (code, err) == (0, "")

@@ -60,12 +60,12 @@ def test_a_file_as_the_folder_is_refused(work, capsys, no_work):
 
 def test_a_directory_as_the_output_is_refused(work, capsys, no_work):
     (work / "out.png").mkdir()
-    refused(work, capsys, ["recipe", "tiny.yaml"], f"cannot write the output {work / 'out.png'}: it is a directory")
+    refused(work, capsys, ["recipe", "tiny.yaml"], f"cannot write the output {work / 'out.png'}: out.png is a directory")
 
 
 def test_a_directory_as_the_sidecar_is_refused(work, capsys, no_work):
     (work / "out.png.json").mkdir()
-    refused(work, capsys, ["recipe", "tiny.yaml"], "metadata file out.png.json", "it is a directory")
+    refused(work, capsys, ["recipe", "tiny.yaml"], "metadata file", "out.png.json is a directory")
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes to any folder")
@@ -90,7 +90,7 @@ def test_a_sidecar_that_would_overwrite_the_recipe_is_refused(work, capsys, no_w
     # stylefw recipe out.png.json, where the recipe's output is out.png
     (work / "tiny.yaml").rename(work / "out.png.json")
     refused(work, capsys, ["recipe", "out.png.json"],
-            f"the output's metadata file out.png.json {work / 'out.png.json'} is the recipe file")
+            f"the output's metadata file {work / 'out.png.json'} is the recipe file")
 
 
 def test_an_output_that_is_the_recipe_file_is_refused(work, capsys, no_work):
