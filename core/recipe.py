@@ -259,6 +259,10 @@ def load_recipe(
         data = {}
     if not isinstance(data, dict):
         raise RecipeError([Problem("", f"a recipe must be a mapping of keys, not {type(data).__name__}")], source=str(path))
+    if {"recipe", "trace", "stylefw"} <= data.keys():  # what save_result writes beside an output
+        raise UserError("this is an output's metadata file, not a recipe: its 'recipe' key holds the recipe "
+                        "that made the output", context=str(path),
+                        hint="run the recipe file itself, or copy the 'recipe' value into a new .yaml file")
     return recipe_from_dict(data, overrides=overrides, base_dir=path.parent, source=str(path), registry=registry,
                             defaults=defaults)
 
