@@ -145,6 +145,7 @@ def test_bad_input(case: dict[str, Any], work: Path, capsys: pytest.CaptureFixtu
     if case.get("plugin"):
         request.getfixturevalue("with_buggy_plugin")
     if case.get("signal"):
+        request.getfixturevalue("default_signal_handlers")
         with_plugin(monkeypatch, Signaller(getattr(signal, case["signal"])), "signaller")
         request.addfinalizer(default_registry.cache_clear)
     for key, value in case.get("env", {}).items():

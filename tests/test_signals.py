@@ -21,7 +21,8 @@ from stylefw.events import SignalStop
 from test_stages import recipe
 
 pytestmark = [pytest.mark.filterwarnings("ignore::stylefw.errors.StylefwWarning"),  # random weights, on purpose
-              pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+              pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+              pytest.mark.usefixtures("default_signal_handlers")]
 
 
 # -- the handler, in this process ---------------------------------------------------------------
