@@ -183,11 +183,13 @@ class StagedRun:
             self.step, self.done, self.project = evaluated.step, self.done + 1, evaluated.projected
             self.emit(StepEvent(stage, evaluated.step, self.done, time.perf_counter() - self.start, self.labels,
                                 self.weights, evaluated.values, self.picture, self.control))
-            if self.control.reason or evaluated.step % self.every == 0 or evaluated.step == stage.steps:
+            save = bool(self.control.reason) or self.due()
+            # before a checkpoint too: it must never keep a state past a non-finite loss
+            if save or evaluated.step % self.every == 0 or evaluated.step == stage.steps:
                 self.check()
             if self.failed:
                 return
-            if self.control.reason or self.due():
+            if save:
                 self.save_state()
             if self.control.reason:
                 return
