@@ -57,9 +57,9 @@ class Average:
         """The count and the running sum, for a checkpoint."""
         return {"count": self.count, "sum": self.sum}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from what ``state_dict`` gave."""
-        self.count, self.sum = state["count"], state["sum"]
+    def load_state_dict(self, state: Mapping[str, Any], device: torch.device | None = None) -> None:
+        """Continue from what ``state_dict`` gave, with the sum moved to ``device``."""
+        self.count, self.sum = state["count"], None if state["sum"] is None else state["sum"].to(device)
 
 
 @dataclass(frozen=True)
@@ -163,16 +163,16 @@ class StagedRun:
     def run_stage(self, stage: Stage) -> None:
         inputs = self.prepare(stage)
         saved, self.resume = self.resume, None
-        image = self.start_image(stage, inputs) if saved is None else saved["image"].to(self.device).requires_grad_(True)
+        image = self.start_image(stage, inputs) if saved is None else saved["image"].to(self.device).requires_grad_()
         optimizer = self.build_optimizer(image, stage.shape)
         scheduler = self.scheduler(stage, optimizer)
         average = Average(self.recipe.average) if self.recipe.average else None
         step, self.project = self.restore(saved, optimizer, scheduler, average) if saved else (0, None)
+        source = average.value() if average is not None and average.count else image.detach().clone()
         # one assignment: an interrupt before it leaves the previous stage's picture whole
         self.previous = (self.guard, self.inputs) if self.guard is not None else None
-        self.stage, self.step, self.inputs, self.image, self.optimizer, self.average = (
-            stage, step, inputs, image, optimizer, average)
-        self.guard = Guard(self.source().clone(), inputs.run_content)
+        self.stage, self.step, self.inputs, self.image, self.optimizer, self.average, self.guard = (
+            stage, step, inputs, image, optimizer, average, Guard(source, inputs.run_content))
         self.emit(StageStart(stage, inputs.targets))
         for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
                                   optimizer, stage.steps, self.recipe.layers, scheduler=scheduler,
@@ -222,9 +222,7 @@ class StagedRun:
         if saved["scheduler"] is not None:
             scheduler.load_state_dict(saved["scheduler"])
         if average is not None and saved["average"] is not None:
-            average.load_state_dict({"count": saved["average"]["count"],
-                                     "sum": None if saved["average"]["sum"] is None
-                                     else saved["average"]["sum"].to(self.device)})
+            average.load_state_dict(saved["average"], self.device)
         restore_rng(saved["rng"])
         return saved["step"], saved["project"]
 
