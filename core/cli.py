@@ -160,12 +160,18 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     return _report_run(args, result)
 
 
+def _resume_overrides(args: argparse.Namespace) -> list[Any]:
+    """``--set`` strings, then ``--checkpoint-every`` (0 turns the periodic checkpoints off)."""
+    every = [("checkpoint_every", args.checkpoint_every)] if args.checkpoint_every is not None else []
+    return list(args.sets) + every
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     from .api import resume
     from .checkpoint import read_checkpoint
     from .recipe import recipe_from_dict
 
-    overrides = list(args.sets) + ([("checkpoint_every", args.checkpoint_every)] if args.checkpoint_every else [])
+    overrides = _resume_overrides(args)
     # the renderer's pace comes from the run's length, so the checkpoint's recipe is read here first
     steps = recipe_from_dict(read_checkpoint(args.checkpoint)["recipe"]).total_steps
     with _renderer(args, steps) as renderer:
