@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import platform
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -13,7 +14,10 @@ import torch
 from PIL import Image
 
 from . import __version__
+from .checkpoint import (changed_inputs, changed_keys, checkpoint_path, input_digests, read_checkpoint, recipe_digest,
+                         step_from_dict, step_to_dict, write_checkpoint)
 from .contracts import FAILED, INTERRUPTED, OnEvent, RunControl, RunEnd, Step, StepEvent, Stop
+from .errors import StylefwWarning, UserError
 from .engine import build_backbone, build_losses, open_inputs, select_device
 from .events import PluginHooks, SignalStop, Snapshots, StepCallback, Trace, broadcast
 from .image import image_writer, json_writer, to_pil, write_all
@@ -24,7 +28,7 @@ from .registry import Registry, default_registry
 from .outputs import HINT, OutputError, check_output
 from .stages import Outcome, StagedRun, warn_upscaled_styles
 
-__all__ = ["Result", "run", "create_backbone", "resolve_recipe", "save_result"]
+__all__ = ["Result", "run", "resume", "create_backbone", "resolve_recipe", "save_result"]
 
 RecipeLike = Recipe | str | Path | Mapping[str, Any]
 
@@ -119,24 +123,68 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
     after that step. ``on_step`` is called with each step as plain numbers. Ctrl-C, SIGTERM and SIGHUP stop
     the run the same way: the result so far is returned (and saved) with ``interrupted=True``; with
     ``debug`` a second Ctrl-C aborts at once, even while the output is written.
+
+    With an output, a run that stops early (but not one that fails) writes ``<output>.ckpt``, as does every
+    ``checkpoint_every`` steps; one that finishes removes it. ``resume`` continues from it.
     """
     registry = registry or default_registry()
     recipe = resolve_recipe(recipe, overrides, registry)
+    return _execute(recipe, registry, None, on_event=on_event, on_step=on_step, on_download=on_download, save=save,
+                    debug=debug)
+
+
+def resume(checkpoint: str | Path, overrides: Iterable[str] | Mapping[str, Any] = (), *, force: bool = False,
+           on_event: OnEvent | None = None, on_step: Callable[[Step], None] | None = None,
+           on_download: Callable[[str, int, int | None], None] | None = None,
+           registry: Registry | None = None, debug: bool = False) -> Result:
+    """Continue the run whose checkpoint is ``checkpoint`` (``out.png.ckpt``, or its output ``out.png``) to its end.
+
+    The recipe is the one stored in the checkpoint. ``overrides`` that change it, and input files whose bytes
+    changed since, are a UserError naming them, unless ``force``; ``checkpoint_every`` and ``save_every`` may
+    change freely. The result, its trace and its sidecar are the whole run's; on the CPU with the same
+    number of threads the image is the one an uninterrupted run makes, bit for bit.
+    """
+    registry = registry or default_registry()
+    state = read_checkpoint(checkpoint)
+    recipe = resolve_recipe(state["recipe"], overrides, registry)
+    changed = changed_keys(state["recipe"], recipe.data)
+    if changed and not force:
+        raise UserError(f"the checkpoint's recipe differs at {', '.join(changed)}", context=str(checkpoint),
+                        hint="resume without those --set values, or add --force to continue with them (the image "
+                             "will then differ from an uninterrupted run's)")
+    return _execute(recipe, registry, state, force=force, on_event=on_event, on_step=on_step,
+                    on_download=on_download, save=True, debug=debug)
+
+
+def _execute(recipe: Recipe, registry: Registry, saved: Mapping[str, Any] | None, *, force: bool = False,
+             on_event: OnEvent | None, on_step: Callable[[Step], None] | None,
+             on_download: Callable[[str, int, int | None], None] | None, save: bool, debug: bool) -> Result:
+    """Run ``recipe``, or continue it from the checkpoint state ``saved``."""
     if save and recipe.output is not None:
         check_output(recipe)  # before any work: a run must not end in an output it cannot write
     device = select_device(recipe.device)
-    torch.manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)  # a resumed run too: random backbone weights are drawn again, the same
     content, styles = open_inputs(recipe, on_download)
+    if saved is not None:
+        changed = changed_inputs(saved["inputs"], recipe)
+        if changed and not force:
+            raise UserError(f"the input file{'s' * (len(changed) > 1)} {', '.join(changed)} changed since the "
+                            "checkpoint was written", hint="put the original back, or add --force to continue "
+                            "with the new one (the image will then differ from an uninterrupted run's)")
     warn_upscaled_styles(recipe, styles)
     backbone = build_backbone(recipe, registry, device)
     trace, control = Trace(), RunControl()
+    if saved is not None:
+        trace.steps = [step_from_dict(step) for step in saved["trace"]]
+    ckpt = checkpoint_path(recipe.output) if save and recipe.output is not None else None
     snapshots = Snapshots(recipe.save_every, recipe.output, _snapshot_saver(recipe, str(device), registry)) if (
         save and recipe.output and recipe.save_every) else None
     emit = broadcast([trace, snapshots, PluginHooks(registry.manager), StepCallback(on_step) if on_step else None,
                       on_event])
-    staged = StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
-                       styles=styles, emit=emit, control=control, every=trace.every)
     signals = SignalStop(control, debug=debug)
+    writer = _checkpoint_writer(recipe, ckpt, trace, signals) if ckpt is not None else None
+    staged = StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
+                       styles=styles, emit=emit, control=control, every=trace.every, checkpoint=writer, resume=saved)
     with signals:
         outcome = staged.run()
         with signals.saving():
@@ -144,8 +192,25 @@ def run(recipe: RecipeLike, overrides: Iterable[str] | Mapping[str, Any] = (), *
             if save and recipe.output is not None:
                 save_result(result, recipe.output, registry=registry)
                 result = dataclasses.replace(result, output=recipe.output)
+        if ckpt is not None and outcome.stop is None:
+            ckpt.unlink(missing_ok=True)  # finished: nothing is left to resume
     emit(RunEnd(result))
     return result
+
+
+def _checkpoint_writer(recipe: Recipe, path: Path, trace: Trace, signals: SignalStop) -> Callable[[dict], None]:
+    """Writes a run's state to ``path`` with the recipe, the inputs' digests and the trace; warns if it cannot."""
+    header = {"recipe": recipe.data, "recipe_sha256": recipe_digest(recipe.data), "inputs": input_digests(recipe)}
+
+    def write(state: dict[str, Any]) -> None:
+        with signals.saving():
+            try:
+                write_checkpoint(path, {**header, **state, "trace": [step_to_dict(step) for step in trace.flush()]})
+            except OSError as exc:  # the run goes on: its output matters more than a way to resume it
+                warnings.warn(f"cannot write the checkpoint {path}: {exc.strerror or exc}", StylefwWarning,
+                              stacklevel=2)
+
+    return write
 
 
 def _result(recipe: Recipe, registry: Registry, device: str, outcome: Outcome, steps: tuple[Step, ...]) -> Result:

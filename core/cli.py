@@ -1,5 +1,5 @@
-"""The ``stylefw`` command: recipe, validate, list, plugins, score, and the plugins' commands (the VGG plugin's
-``weights``). Errors become messages and exit codes here."""
+"""The ``stylefw`` command: recipe, resume, validate, list, plugins, score, and the plugins' commands (the VGG
+plugin's ``weights``). Errors become messages and exit codes here."""
 
 from __future__ import annotations
 
@@ -61,10 +61,17 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
 def _builtin_commands(commands: Any) -> None:
     recipe = commands.add_parser("recipe", help="run a recipe (a file or a built-in name)")
     _recipe_arguments(recipe)
-    recipe.add_argument("--progress", choices=("auto", "rich", "plain"), default="auto",
-                        help="rich display, plain log lines, or auto (rich on a terminal)")
-    recipe.add_argument("--log-every", type=int, metavar="N", help="with plain progress, a line every N steps")
+    _run_arguments(recipe)
     recipe.set_defaults(handler=cmd_recipe)
+
+    resume = commands.add_parser("resume", help="continue an interrupted run from its checkpoint")
+    resume.add_argument("checkpoint", metavar="OUTPUT_OR_CKPT", help="the run's output (out.png) or its out.png.ckpt")
+    resume.add_argument("--force", action="store_true",
+                        help="continue even if --set values or the input files differ from the checkpoint's")
+    resume.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe key; a value that differs from the checkpoint's needs --force")
+    _run_arguments(resume)
+    resume.set_defaults(handler=cmd_resume)
 
     validate = commands.add_parser("validate", help="check a recipe without running it")
     _recipe_arguments(validate)
@@ -84,6 +91,15 @@ def _builtin_commands(commands: Any) -> None:
     score.add_argument("--weights", metavar="W", help="imagenet, random or a weights file (default: the output's own)")
     score.add_argument("--write", action="store_true", help="add the score to OUTPUT.json")
     score.set_defaults(handler=cmd_score)
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that runs: progress, and checkpoints."""
+    parser.add_argument("--progress", choices=("auto", "rich", "plain"), default="auto",
+                        help="rich display, plain log lines, or auto (rich on a terminal)")
+    parser.add_argument("--log-every", type=int, metavar="N", help="with plain progress, a line every N steps")
+    parser.add_argument("--checkpoint-every", type=int, metavar="N",
+                        help="write OUTPUT.ckpt every N steps of the run, for 'stylefw resume'")
 
 
 def _plugin_commands(commands: Any, registry: Registry | None) -> None:
@@ -127,8 +143,8 @@ def overrides_from(args: argparse.Namespace) -> list[Any]:
         overrides.append(("style", args.style))
     if args.output:
         overrides.append(("output", args.output))
-    for key in ("size", "steps", "device", "seed"):
-        if getattr(args, key) is not None:
+    for key in ("size", "steps", "device", "seed", "checkpoint_every"):
+        if getattr(args, key, None) is not None:
             overrides.append((key, getattr(args, key)))
     return overrides
 
@@ -141,6 +157,26 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     recipe = load_recipe(path, overrides_from(args), defaults={"output": str(Path.cwd() / f"{path.stem}.png")})
     with _renderer(args, recipe.total_steps) as renderer:
         result = run(recipe, on_event=renderer, on_download=renderer.download, debug=args.debug)
+    return _report_run(args, result)
+
+
+def _resume_overrides(args: argparse.Namespace) -> list[Any]:
+    """``--set`` strings, then ``--checkpoint-every`` (0 turns the periodic checkpoints off)."""
+    every = [("checkpoint_every", args.checkpoint_every)] if args.checkpoint_every is not None else []
+    return list(args.sets) + every
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .api import resume
+    from .checkpoint import read_checkpoint
+    from .recipe import recipe_from_dict
+
+    overrides = _resume_overrides(args)
+    # the renderer's pace comes from the run's length, so the checkpoint's recipe is read here first
+    steps = recipe_from_dict(read_checkpoint(args.checkpoint)["recipe"]).total_steps
+    with _renderer(args, steps) as renderer:
+        result = resume(args.checkpoint, overrides, force=args.force, on_event=renderer,
+                        on_download=renderer.download, debug=args.debug)
     return _report_run(args, result)
 
 
@@ -158,7 +194,8 @@ def _report_run(args: argparse.Namespace, result: Any) -> int:
         if result.interrupted:
             name = stop.details.get("signal", "SIGINT")
             by = f" by {name}" if name != "SIGINT" else ""
-            print(f"interrupted at {at}{by}; wrote the image so far to {result.output}", file=sys.stderr)
+            print(f"interrupted at {at}{by}; wrote the image so far to {result.output}, and {result.output}.ckpt "
+                  f"to continue with 'stylefw resume {result.output}'", file=sys.stderr)
             return 128 + int(signal.Signals[name])
         if stop.reason == FAILED:
             details, last = stop.details, stop.details["last_finite"]

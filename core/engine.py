@@ -30,6 +30,7 @@ class Evaluated:
 
     step: int
     values: torch.Tensor
+    projected: bool = False  # whether the stage projects the image into [0, 1] after each step (see optimise)
 
     @property
     def loss(self) -> float:
@@ -170,8 +171,8 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
 
 def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], labels: list[str],
              optimizer: torch.optim.Optimizer, steps: int, layers: list[str], *,
-             scheduler: Any = None) -> Iterator[Evaluated]:
-    """Step ``optimizer`` on ``image`` ``steps`` times, yielding what each step evaluated.
+             scheduler: Any = None, first: int = 1, project: bool | None = None) -> Iterator[Evaluated]:
+    """Step ``optimizer`` on ``image`` from step ``first`` to ``steps``, yielding what each step evaluated.
 
     Nothing here waits for the device: the losses stay tensors until a subscriber reads them.
 
@@ -181,9 +182,9 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
     evaluated it several times (L-BFGS) is left alone, since moving the point after its line search would
     contradict the curvature history it builds; pixels past the box then simply stop pulling. The choice
     is made once, at the first step: a converged L-BFGS step evaluates once too, and must not be projected.
+    A resumed stage passes the choice its first step made as ``project``.
     """
-    project = False
-    for number in range(1, steps + 1):
+    for number in range(first, steps + 1):
         values: list[torch.Tensor] = []
         totals: list[torch.Tensor] = []
 
@@ -200,11 +201,11 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
         optimizer.step(closure)
         if scheduler is not None:  # anything with step(), such as torch's LRScheduler
             scheduler.step()
-        if number == 1:
+        if project is None:
             project = len(totals) == 1
         if project:
             with torch.no_grad():
                 image.clamp_(0, 1)
         # the total of the last evaluation, like the terms: L-BFGS evaluates many times and returns the first
         values = torch.stack([torch.as_tensor(value).detach().reshape(()).float() for value in (totals[-1], *values)])
-        yield Evaluated(number, values)
+        yield Evaluated(number, values, project)

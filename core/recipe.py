@@ -126,6 +126,7 @@ class Recipe:
     scales: Scales = 1
     min_size: int = 128
     average: float = 0.0
+    checkpoint_every: int = 0
 
     @property
     def data(self) -> dict[str, Any]:
@@ -150,6 +151,7 @@ class Recipe:
             "device": self.device,
             "output": str(self.output) if self.output else None,
             "save_every": self.save_every,
+            "checkpoint_every": self.checkpoint_every,
             "color": {key: value for key, value in dataclasses.asdict(self.color).items() if value is not None},
             "score": self.score,
         }

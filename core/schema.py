@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "output": None,
     "save_every": 0,
+    "checkpoint_every": 0,
     "color": {"mode": "none"},
     "score": False,
 }
@@ -112,6 +113,7 @@ class _Checker(PluginSections):
         seed = self.integer("seed", values["seed"], 0, 2**63 - 1)
         device = self.device(values["device"])
         save_every = self.integer("save_every", values["save_every"], 0, 1_000_000)
+        checkpoint_every = self.integer("checkpoint_every", values["checkpoint_every"], 0, 1_000_000)
         output = self.output(values["output"], [content] + list(styles or []))
         color = self.color(values["color"])
         score = self.boolean("score", values["score"])
@@ -127,7 +129,7 @@ class _Checker(PluginSections):
         return Recipe(content=content, styles=tuple(styles), size=size, style_scale=style_scale, backbone=backbone,
                       losses=tuple(losses), optimizer=optimizer, steps=steps, init=init, seed=seed, device=device,
                       output=output, save_every=save_every, color=color, score=score, source=source, scales=scales,
-                      min_size=min_size, average=average)
+                      min_size=min_size, average=average, checkpoint_every=checkpoint_every)
 
     def scales(self, value: Any, size: int | None, steps: int | None) -> Scales | None:
         """``1``, ``auto``, or a list of ``{size, steps}`` stages growing to the recipe's ``size``."""

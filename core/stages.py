@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .checkpoint import check_fits, restore_rng, rng_state
 from .color import color_inputs, color_output
 from .contracts import FAILED, INTERRUPTED, RunControl, RunStart, Stage, StageStart, StepEvent, Stop, Targets
 from .engine import compute_targets, initial_image, optimise, style_edge
@@ -51,6 +52,14 @@ class Average:
     def value(self) -> torch.Tensor:
         """The average so far (updated at least once)."""
         return self.sum / (1 - self.decay ** self.count)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The count and the running sum, for a checkpoint."""
+        return {"count": self.count, "sum": self.sum}
+
+    def load_state_dict(self, state: Mapping[str, Any], device: torch.device | None = None) -> None:
+        """Continue from what ``state_dict`` gave, with the sum moved to ``device``."""
+        self.count, self.sum = state["count"], None if state["sum"] is None else state["sum"].to(device)
 
 
 @dataclass(frozen=True)
@@ -107,11 +116,16 @@ class StagedRun:
     Every ``every`` steps and at the end of each stage (where the trace reads the losses), and whenever the
     run stops, it reads its ``Guard``: a non-finite loss rolls the picture back to the last one whose loss
     was finite and stops the run as ``failed``; too many values pinned at 0 or 1 warn once.
+
+    With ``checkpoint``, it passes its ``state()`` to it every ``recipe.checkpoint_every`` steps of the run
+    (not of each stage) and when the run stops early without failing; ``resume`` is such a state, to continue from.
     """
 
     def __init__(self, recipe: Recipe, registry: Registry, device: torch.device, backbone: Any, losses: list, *,
                  content: Image.Image, styles: list[Image.Image], emit: Callable[[Any], None],
-                 control: RunControl, every: int = 25) -> None:
+                 control: RunControl, every: int = 25,
+                 checkpoint: Callable[[dict[str, Any]], None] | None = None,
+                 resume: Mapping[str, Any] | None = None) -> None:
         self.recipe, self.registry, self.device = recipe, registry, device
         self.backbone, self.losses = backbone, losses
         self.originals = content, styles
@@ -119,15 +133,19 @@ class StagedRun:
         self.stages = plan_stages(recipe, content.size)
         self.labels = tuple(spec.label for spec in recipe.losses)
         self.weights = tuple(spec.weight for spec in recipe.losses)
+        self.checkpoint, self.resume = checkpoint, resume
+        if resume is not None:
+            check_fits(resume, self.stages)
 
     def run(self) -> Outcome:
         """Every stage in turn, or until a subscriber stops the run or Ctrl-C interrupts it."""
-        self.start = time.perf_counter()
+        saved = self.resume or {}
+        self.start = time.perf_counter() - saved.get("elapsed", 0.0)
         self.emit(RunStart(self.recipe, str(self.device), self.stages))
         self.image = self.optimizer = self.average = self.inputs = self.guard = None
-        self.done, self.warned, self.failed = 0, False, None
+        self.done, self.warned, self.failed = saved.get("done", 0), saved.get("warned", False), None
         try:
-            for stage in self.stages:
+            for stage in self.stages[saved.get("stage", 1) - 1:]:
                 self.run_stage(stage)
                 if self.control.reason or self.failed:
                     break
@@ -144,26 +162,69 @@ class StagedRun:
 
     def run_stage(self, stage: Stage) -> None:
         inputs = self.prepare(stage)
-        image = self.start_image(stage, inputs)
+        saved, self.resume = self.resume, None
+        image = self.start_image(stage, inputs) if saved is None else saved["image"].to(self.device).requires_grad_()
         optimizer = self.build_optimizer(image, stage.shape)
+        scheduler = self.scheduler(stage, optimizer)
+        average = Average(self.recipe.average) if self.recipe.average else None
+        step, self.project = self.restore(saved, optimizer, scheduler, average) if saved else (0, None)
+        source = average.value() if average is not None and average.count else image.detach().clone()
         # one assignment: an interrupt before it leaves the previous stage's picture whole
         self.previous = (self.guard, self.inputs) if self.guard is not None else None
         self.stage, self.step, self.inputs, self.image, self.optimizer, self.average, self.guard = (
-            stage, 0, inputs, image, optimizer, Average(self.recipe.average) if self.recipe.average else None,
-            Guard(image.detach().clone(), inputs.run_content))
+            stage, step, inputs, image, optimizer, average, Guard(source, inputs.run_content))
         self.emit(StageStart(stage, inputs.targets))
         for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
-                                  optimizer, stage.steps, self.recipe.layers, scheduler=self.scheduler(stage)):
+                                  optimizer, stage.steps, self.recipe.layers, scheduler=scheduler,
+                                  first=step + 1, project=self.project):
             if self.average is not None:
                 self.average.update(image)
             self.guard.step(evaluated.values, self.source().clone() if self.average is None else self.source())
-            self.step, self.done = evaluated.step, self.done + 1
+            self.step, self.done, self.project = evaluated.step, self.done + 1, evaluated.projected
             self.emit(StepEvent(stage, evaluated.step, self.done, time.perf_counter() - self.start, self.labels,
                                 self.weights, evaluated.values, self.picture, self.control))
-            if self.control.reason or evaluated.step % self.every == 0 or evaluated.step == stage.steps:
+            save = bool(self.control.reason) or self.due()
+            # before a checkpoint too: it must never keep a state past a non-finite loss
+            if save or evaluated.step % self.every == 0 or evaluated.step == stage.steps:
                 self.check()
-            if self.control.reason or self.failed:
+            if self.failed:
                 return
+            if save:
+                self.save_state()
+            if self.control.reason:
+                return
+
+    def due(self) -> bool:
+        """Whether a periodic checkpoint falls after this step (never after the run's last: it finishes)."""
+        every = self.recipe.checkpoint_every
+        return bool(every) and self.done % every == 0 and self.done < sum(stage.steps for stage in self.stages)
+
+    def save_state(self) -> None:
+        """Pass the run's state to ``checkpoint``, if there is one."""
+        if self.checkpoint is not None:
+            self.checkpoint(self.state())
+
+    def state(self) -> dict[str, Any]:
+        """Everything the run needs to continue after this step, exactly as it would have gone on."""
+        schedule = getattr(self.scheduler_now, "state_dict", None)
+        return {"stage": self.stage.index, "step": self.step, "done": self.done, "project": self.project,
+                "warned": self.warned, "elapsed": time.perf_counter() - self.start,
+                "image": self.image.detach().cpu(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": schedule() if schedule is not None else None,
+                "average": self.average.state_dict() if self.average is not None else None,
+                "rng": rng_state(self.device)}
+
+    def restore(self, saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any,
+                average: Average | None) -> tuple[int, bool | None]:
+        """Load a checkpoint's state into this stage's optimizer, schedule and average; its step and projection."""
+        # after the schedule is built: building one sets the optimizer's rate, which the saved state puts back
+        optimizer.load_state_dict(saved["optimizer"])
+        if saved["scheduler"] is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        if average is not None and saved["average"] is not None:
+            average.load_state_dict(saved["average"], self.device)
+        restore_rng(saved["rng"])
+        return saved["step"], saved["project"]
 
     def check(self) -> None:
         """Read the guard (the trace has just read the losses): fail on a non-finite loss, warn on saturation."""
@@ -224,13 +285,15 @@ class StagedRun:
             optimizer.state[image] = resize_state(previous, shape)
         return optimizer
 
-    def scheduler(self, stage: Stage) -> Any:
+    def scheduler(self, stage: Stage, optimizer: torch.optim.Optimizer) -> Any:
         """The recipe's learning-rate schedule over this stage's steps, or None for a constant rate."""
         schedule = self.recipe.optimizer.schedule
+        self.scheduler_now = None
         if schedule is None:
             return None
         factory = self.registry.get("scheduler", schedule.name).factory
-        return factory(self.optimizer, total_steps=stage.steps, **schedule.options)
+        self.scheduler_now = factory(optimizer, total_steps=stage.steps, **schedule.options)
+        return self.scheduler_now
 
     def source(self) -> torch.Tensor:
         """The stage's result so far: the average when ``average`` is on, else the image."""

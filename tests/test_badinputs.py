@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -68,6 +69,13 @@ def make(path: Path, spec: str) -> None:
         path.symlink_to(path.name)
     elif kind == "pickle":
         path.write_bytes(PICKLE)
+    elif kind == "checkpoint":  # a checkpoint's header alone, from stylefw version ``rest``
+        torch.save({"format": "stylefw-checkpoint", "stylefw": rest or stylefw.__version__}, path)
+    elif kind == "checkpoint-cut":
+        torch.save({"format": "stylefw-checkpoint", "image": torch.zeros(3, 8, 8)}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "tensor":  # a torch file, but not a checkpoint
+        torch.save(torch.zeros(3), path)
 
 
 def snapshot(root: Path) -> dict[str, str]:

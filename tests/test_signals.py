@@ -170,4 +170,6 @@ def test_with_debug_a_second_ctrl_c_while_saving_aborts_and_keeps_the_previous_o
     assert returncode == 130, stderr
     assert "Traceback" in stderr  # --debug
     assert previous.read_bytes() == before
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["content.png", "out.png", "recipe.yaml", "style.png"]
+    # the interrupt's checkpoint is written before the image, so it is whole; no temporary file is left
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["content.png", "out.png", "out.png.ckpt", "recipe.yaml",
+                                                              "style.png"]
