@@ -19,7 +19,7 @@ from .plugin_manager import DEFAULT_PLUGINS
 from .recipe import Recipe
 from .registry import Registry
 
-__all__ = ["SATURATION", "Guard", "pinned_share", "diagnose"]
+__all__ = ["SATURATION", "Guard", "pinned_share", "diagnose", "lower_lr"]
 
 # More than this share of the image's values pinned at 0 or 1, beyond the share the content photo has, means
 # the steps overshoot the [0, 1] box: the learning rate is far too high. Measured at the guard's reads (real
@@ -95,12 +95,15 @@ def diagnose(recipe: Recipe, registry: Registry, row: list[float], bad_image: bo
                 "why": f"{term} returned {value} for a finite image",
                 "hint": f"this looks like a bug in the plugin '{plugin}': report it to its authors, or remove "
                         f"losses[{index}] from the recipe"}
-    lr = recipe.optimizer.options.get("lr")
     became = "the image became non-finite, so " if bad_image else ""
-    return {**found, "cause": "optimizer.lr",
-            "why": f"{became}{term} is {value}",
-            "hint": "lower optimizer.lr" + (f" (now {lr:g})" if isinstance(lr, (int, float)) else "")
-                    + " or the loss weights"}
+    return {**found, "cause": "optimizer.lr", "why": f"{became}{term} is {value}",
+            "hint": f"{lower_lr(recipe)} or the loss weights"}
+
+
+def lower_lr(recipe: Recipe) -> str:
+    """``lower optimizer.lr (now 0.02)``: the advice for steps that overshoot, with the rate when it is a number."""
+    lr = recipe.optimizer.options.get("lr")
+    return "lower optimizer.lr" + (f" (now {lr:g})" if isinstance(lr, (int, float)) else "")
 
 
 def _origin(registry: Registry, plugin: str) -> str:

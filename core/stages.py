@@ -21,7 +21,7 @@ from .color import color_inputs, color_output
 from .contracts import FAILED, INTERRUPTED, RunControl, RunStart, Stage, StageStart, StepEvent, Stop, Targets
 from .engine import compute_targets, initial_image, optimise, style_edge
 from .errors import RunError, StylefwWarning
-from .health import SATURATION, Guard, diagnose
+from .health import SATURATION, Guard, diagnose, lower_lr
 from .image import resize_long_edge, to_tensor
 from .recipe import Recipe
 from .registry import Registry
@@ -131,6 +131,7 @@ class StagedRun:
         self.originals = content, styles
         self.emit, self.control, self.every = emit, control, every
         self.stages = plan_stages(recipe, content.size)
+        self.total = sum(stage.steps for stage in self.stages)
         self.labels = tuple(spec.label for spec in recipe.losses)
         self.weights = tuple(spec.weight for spec in recipe.losses)
         self.checkpoint, self.resume = checkpoint, resume
@@ -171,8 +172,8 @@ class StagedRun:
         source = average.value() if average is not None and average.count else image.detach().clone()
         # one assignment: an interrupt before it leaves the previous stage's picture whole
         self.previous = (self.guard, self.inputs) if self.guard is not None else None
-        self.stage, self.step, self.inputs, self.image, self.optimizer, self.average, self.guard = (
-            stage, step, inputs, image, optimizer, average, Guard(source, inputs.run_content))
+        self.stage, self.step, self.inputs, self.image, self.optimizer, self.schedule, self.average, self.guard = (
+            stage, step, inputs, image, optimizer, scheduler, average, Guard(source, inputs.run_content))
         self.emit(StageStart(stage, inputs.targets))
         for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
                                   optimizer, stage.steps, self.recipe.layers, scheduler=scheduler,
@@ -197,7 +198,7 @@ class StagedRun:
     def due(self) -> bool:
         """Whether a periodic checkpoint falls after this step (never after the run's last: it finishes)."""
         every = self.recipe.checkpoint_every
-        return bool(every) and self.done % every == 0 and self.done < sum(stage.steps for stage in self.stages)
+        return bool(every) and self.done % every == 0 and self.done < self.total
 
     def save_state(self) -> None:
         """Pass the run's state to ``checkpoint``, if there is one."""
@@ -206,7 +207,7 @@ class StagedRun:
 
     def state(self) -> dict[str, Any]:
         """Everything the run needs to continue after this step, exactly as it would have gone on."""
-        schedule = getattr(self.scheduler_now, "state_dict", None)
+        schedule = getattr(self.schedule, "state_dict", None)
         return {"stage": self.stage.index, "step": self.step, "done": self.done, "project": self.project,
                 "warned": self.warned, "elapsed": time.perf_counter() - self.start,
                 "image": self.image.detach().cpu(), "optimizer": self.optimizer.state_dict(),
@@ -233,10 +234,8 @@ class StagedRun:
             self.fail()
         elif pinned > SATURATION and not self.warned:
             self.warned = True
-            lr = self.recipe.optimizer.options.get("lr")
-            now = f" (now {lr:g})" if isinstance(lr, (int, float)) else ""
             warnings.warn(f"{pinned:.0%} of the image's values are pinned at 0 or 1 at step {self.step}: the steps "
-                          f"overshoot; lower optimizer.lr{now}", StylefwWarning, stacklevel=2)
+                          f"overshoot; {lower_lr(self.recipe)}", StylefwWarning, stacklevel=2)
 
     def fail(self) -> None:
         """Roll back to the last picture with a finite loss and stop as ``failed``; raise if there is none."""
@@ -288,12 +287,10 @@ class StagedRun:
     def scheduler(self, stage: Stage, optimizer: torch.optim.Optimizer) -> Any:
         """The recipe's learning-rate schedule over this stage's steps, or None for a constant rate."""
         schedule = self.recipe.optimizer.schedule
-        self.scheduler_now = None
         if schedule is None:
             return None
         factory = self.registry.get("scheduler", schedule.name).factory
-        self.scheduler_now = factory(optimizer, total_steps=stage.steps, **schedule.options)
-        return self.scheduler_now
+        return factory(optimizer, total_steps=stage.steps, **schedule.options)
 
     def source(self) -> torch.Tensor:
         """The stage's result so far: the average when ``average`` is on, else the image."""
