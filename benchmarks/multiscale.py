@@ -17,8 +17,9 @@ Gram at relu1_1 to relu5_1 (relative, style weight 100), total variation 10, Ada
   wall time each run needs to reach the single-scale run's final loss, as a ratio of the single-scale
   run's time, and the same in "full-size step equivalents" (pixels × steps / full-size pixels), which
   does not depend on how busy the machine is. The three outputs go side by side into ``--out``.
-- ``equal-time``: on each pair, ``scales: auto`` for ``--steps`` steps per stage, then single-scale
-  stopped (by a subscriber) at the same wall time; both scored with ``stylefw score``.
+- ``equal-time``: on each pair, ``scales: auto`` for ``--steps`` steps per stage, the same with
+  ``layer_fade: off``, then single-scale stopped (by a subscriber) at the first auto run's wall time;
+  each scored with ``stylefw score`` on the same VGG-16.
 - ``sizes``: each run at every ``--sizes`` long edge, downsampled to the smallest, and scored there.
 - ``carry``: how Adam's state crosses a resize: a bicubic first moment, the shipped bilinear one, or a
   fresh Adam per stage, by score and by the isolated dots they leave in dark areas.
@@ -150,19 +151,23 @@ def side_by_side(images: dict[str, Image.Image], out: Path) -> None:
 
 
 def equal_time(args: argparse.Namespace) -> None:
-    print(f"{args.size} px; auto: {args.steps} steps per stage; single-scale: stopped at the same wall time")
+    print(f"{args.size} px; auto: {args.steps} steps per stage, with the default layer_fade and without; "
+          "single-scale: stopped at the faded auto run's wall time")
     for content_name, style_name in PAIRS:
         content, style = str(SHARED / "images" / content_name), str(SHARED / "images" / style_name)
         data = base(content, style, args.size)
         with tempfile.TemporaryDirectory() as folder:
-            multi = stylefw.run({**data, "scales": "auto", "steps": args.steps, "output": f"{folder}/multi.png"})
+            multi = stylefw.run({**data, "scales": "auto", "steps": args.steps, "output": f"{folder}/auto.png"})
+            stylefw.run({**data, "scales": "auto", "steps": args.steps, "layer_fade": False,
+                         "output": f"{folder}/unfaded.png"})
             seconds = multi.trace[-1].elapsed
             stop = lambda event: event.stop("time") if isinstance(event, StepEvent) and event.elapsed >= seconds else None  # noqa: E731
             single = stylefw.run({**data, "steps": 100_000, "output": f"{folder}/single.png"}, on_event=stop)
-            scores = {name: score_files(f"{folder}/{name}.png", content, [style]) for name in ("multi", "single")}
-        print(f"{content_name} × {style_name}: {seconds:.0f} s; auto style {scores['multi'].style:.3f} content "
-              f"{scores['multi'].content:.3f} ({len(multi.trace)} steps); single style {scores['single'].style:.3f} "
-              f"content {scores['single'].content:.3f} ({len(single.trace)} steps)", flush=True)
+            scores = {name: score_files(f"{folder}/{name}.png", content, [style], backbone="vgg16", weights=str(HED))
+                      for name in ("single", "auto", "unfaded")}
+        print(f"{content_name} × {style_name}: {seconds:.0f} s, single-scale {len(single.trace)} steps; "
+              + "; ".join(f"{name} style {score.style:.3f} content {score.content:.3f}" for name, score in scores.items()),
+              flush=True)
 
 
 def sizes(args: argparse.Namespace) -> None:

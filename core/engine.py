@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 from .contracts import Step, Targets, Term
-from .errors import ImageError, InternalError, PluginBugError, Problem, RecipeError, UserError
+from .errors import ImageError, InternalError, PluginBugError, Problem, RecipeError, StylefwWarning, UserError
 from .faults import GuardedLoss, call_plugin
 from .image import fetch, load_image, resize_long_edge, to_tensor
 from .layers import deepest
@@ -21,7 +22,8 @@ from .scales import shape_at
 
 # Term, Step and Targets live in contracts.py; they are imported here too, where 0.1 plugins found them
 __all__ = ["Term", "Step", "Targets", "Evaluated", "select_device", "open_inputs", "load_inputs", "style_edge",
-           "min_input_size", "build_backbone", "build_losses", "compute_targets", "initial_image", "optimise"]
+           "min_input_size", "build_backbone", "receptive_fields", "build_losses", "compute_targets", "initial_image",
+           "optimise"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,6 +135,17 @@ def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, 
     if cut and last is not None and hasattr(backbone, "truncate"):
         backbone.truncate(last)
     return backbone.requires_grad_(False).eval().to(device)
+
+
+def receptive_fields(backbone: Any, layers: list[str], name: str) -> dict[str, float] | None:
+    """How many input pixels across one feature of each layer sees; None, with a warning, if the backbone cannot say."""
+    field = getattr(backbone, "receptive_field", None)
+    if field is None:
+        warnings.warn(f"backbone {name} does not say how much of the picture its layers see (receptive_field), "
+                      "so layer_fade cannot fade the deep style layers of the small stages; set layer_fade: off to "
+                      "silence this", StylefwWarning, stacklevel=3)
+        return None
+    return {layer: field(layer) for layer in layers}
 
 
 def build_losses(recipe: Recipe, registry: Registry) -> list[Any]:

@@ -15,7 +15,7 @@ from .errors import Problem, RecipeError, UserError
 from .overrides import apply_overrides, coerce_numbers, override_keys
 from .paths import PathProblem, existing_file, shown
 from .registry import Registry, default_registry, suggest
-from .scales import ScaleSpec, Scales, plan
+from .scales import LAYER_FADE, ScaleSpec, Scales, plan
 from .yaml_input import MAX_BYTES, LimitError, load_yaml
 
 __all__ = [
@@ -126,6 +126,8 @@ class Recipe:
     scales: Scales = 1
     min_size: int = 128
     average: float = 0.0
+    # (full, none): spans of a stage's short side where a style layer's weight starts and ends fading; None: off
+    layer_fade: tuple[float, float] | None = LAYER_FADE
     checkpoint_every: int = 0
 
     @property
@@ -146,6 +148,7 @@ class Recipe:
             else self.scales,
             "min_size": self.min_size,
             "average": self.average,
+            "layer_fade": list(self.layer_fade) if self.layer_fade else False,
             "init": self.init,
             "seed": self.seed,
             "device": self.device,

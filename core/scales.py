@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Mapping
 
-__all__ = ["ScaleSpec", "Scales", "GROWTH", "MIN_GROWTH", "auto_sizes", "plan", "shape_at"]
+__all__ = ["ScaleSpec", "Scales", "GROWTH", "MIN_GROWTH", "LAYER_FADE", "auto_sizes", "plan", "shape_at", "fade_factors"]
 
 # each automatic stage is √2 longer than the one before: twice the pixels
 GROWTH = math.sqrt(2)
 # a stage barely smaller than the next (512 before 520) costs a stage and adds nothing: drop it
 MIN_GROWTH = 2 ** 0.25
+# a style layer counts fully while one of its features sees at most a quarter of a stage's short side,
+# and not at all once it sees three quarters: seeing the whole frame, it repaints the subject
+LAYER_FADE = (0.25, 0.75)
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,15 @@ def shape_at(width: int, height: int, long_edge: int) -> tuple[int, int]:
     """(width, height) scaled so the longer side is ``long_edge``, keeping the aspect ratio."""
     scale = long_edge / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def fade_factors(fields: Mapping[str, float], shape: tuple[int, int],
+                 fade: tuple[float, float]) -> dict[str, float]:
+    """How much each layer counts at a picture of ``shape`` (height, width), given its receptive ``fields``.
+
+    A layer whose field spans at most ``fade[0]`` of the short side counts fully (1), one spanning
+    ``fade[1]`` or more not at all (0), linearly between.
+    """
+    full, none = fade
+    side = min(shape)
+    return {layer: min(1.0, max(0.0, (none - field / side) / (none - full))) for layer, field in fields.items()}

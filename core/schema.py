@@ -15,7 +15,7 @@ from .errors import Problem
 from .recipe import ColorSpec, ImageRef, Recipe, IMAGE_SUFFIXES, is_url
 from .paths import PathProblem, absolute, existing_file, url_problem
 from .registry import Registry
-from .scales import ScaleSpec, Scales
+from .scales import LAYER_FADE, ScaleSpec, Scales
 from .schema_plugins import DEFAULT_BACKBONE, DEFAULT_OPTIMIZER, PluginSections
 
 __all__ = ["DEFAULTS", "expand", "normalise", "validate"]
@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "scales": 1,
     "min_size": 128,
     "average": 0.0,
+    "layer_fade": list(LAYER_FADE),
     "init": "content",
     "seed": 0,
     "device": "auto",
@@ -122,6 +123,7 @@ class _Checker(PluginSections):
         average = self.number("average", values["average"], 0.0)
         if average is not None and average >= 1:
             self.add("average", f"{average} is out of range; use 0 (off) up to, but not including, 1, such as 0.99")
+        layer_fade = self.layer_fade(values["layer_fade"])
         if self.problems:
             return None
         # as written (2, not 2.0), so outputs record these two exactly as recipes always resolved them
@@ -129,7 +131,21 @@ class _Checker(PluginSections):
         return Recipe(content=content, styles=tuple(styles), size=size, style_scale=style_scale, backbone=backbone,
                       losses=tuple(losses), optimizer=optimizer, steps=steps, init=init, seed=seed, device=device,
                       output=output, save_every=save_every, color=color, score=score, source=source, scales=scales,
-                      min_size=min_size, average=average, checkpoint_every=checkpoint_every)
+                      min_size=min_size, average=average, layer_fade=layer_fade,
+                      checkpoint_every=checkpoint_every)
+
+    def layer_fade(self, value: Any) -> tuple[float, float] | None:
+        """``off`` (None), or [full, none]: the spans of the short side where a style layer starts and ends fading."""
+        if value is False or value == "off":
+            return None
+        if not isinstance(value, list) or len(value) != 2:
+            self.add("layer_fade", f"expected off or two spans such as [0.25, 0.75], got {described(value)}")
+            return None
+        full, none = (self.number(f"layer_fade[{index}]", item, 0.0) for index, item in enumerate(value))
+        if full is not None and none is not None and not full < none:
+            self.add("layer_fade", f"{value} does not fade: the first span (full weight up to) must be below the "
+                                   "second (no weight from), such as [0.25, 0.75]")
+        return (full, none) if full is not None and none is not None else None
 
     def scales(self, value: Any, size: int | None, steps: int | None) -> Scales | None:
         """``1``, ``auto``, or a list of ``{size, steps}`` stages growing to the recipe's ``size``."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import torch
@@ -19,13 +19,13 @@ from PIL import Image
 from .checkpoint import check_fits, restore_rng, rng_state
 from .color import color_inputs, color_output
 from .contracts import FAILED, INTERRUPTED, RunControl, RunStart, Stage, StageStart, StepEvent, Stop, Targets
-from .engine import compute_targets, initial_image, optimise, style_edge
+from .engine import compute_targets, initial_image, optimise, receptive_fields, style_edge
 from .errors import RunError, StylefwWarning
 from .health import SATURATION, Guard, diagnose, lower_lr
 from .image import resize_long_edge, to_tensor
 from .recipe import Recipe
 from .registry import Registry
-from .scales import shape_at
+from .scales import fade_factors, shape_at
 
 __all__ = ["Average", "StageInputs", "Outcome", "StagedRun", "plan_stages", "resize_image", "warn_upscaled_styles"]
 
@@ -135,6 +135,9 @@ class StagedRun:
         self.labels = tuple(spec.label for spec in recipe.losses)
         self.weights = tuple(spec.weight for spec in recipe.losses)
         self.checkpoint, self.resume = checkpoint, resume
+        # each layer's receptive field, for layer_fade on a multi-scale run's earlier stages
+        fade = recipe.layer_fade is not None and len(self.stages) > 1
+        self.fields = receptive_fields(backbone, recipe.layers, recipe.backbone.name) if fade else None
         if resume is not None:
             check_fits(resume, self.stages)
 
@@ -263,9 +266,17 @@ class StagedRun:
         run_content, run_styles = color_inputs(color.mode, content, styles, method=color.method)
         blend = [ref.weight for ref in self.recipe.styles]
         targets = compute_targets(self.backbone, self.recipe.layers, run_content, run_styles, blend)
+        targets = replace(targets, layer_factors=self.layer_factors(stage))
         for loss in self.losses:
             loss.prepare(targets)
         return StageInputs(content, styles, run_content, run_styles, targets)
+
+    def layer_factors(self, stage: Stage) -> dict[str, float]:
+        """How much each layer counts at ``stage``: on an earlier stage of a multi-scale run, a layer that sees
+        most of the small picture is faded (``layer_fade``); the last stage optimises the recipe as written."""
+        if self.fields is None or stage.index == stage.count:
+            return {}
+        return fade_factors(self.fields, stage.shape, self.recipe.layer_fade)
 
     def start_image(self, stage: Stage, inputs: StageInputs) -> torch.Tensor:
         """The first stage's image from ``init``; a later stage's from the previous stage's result."""

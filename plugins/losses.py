@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from stylefw import hookimpl
 from stylefw.markers import Range
 
-__all__ = ["gram", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights"]
+__all__ = ["gram", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights", "faded_weights"]
 
 Normalize = Literal["relative", "classic"]
 # layer names, or layer name -> that layer's weight (under relative, at least one above 0)
@@ -56,6 +56,19 @@ def layer_weights(layers: Sequence[str] | Mapping[str, float], normalize: str = 
     return weights
 
 
+def faded_weights(weights: Mapping[str, float], factors: Mapping[str, float]) -> dict[str, float]:
+    """``weights`` times each layer's factor (1 when absent), rescaled to the same total.
+
+    The style's pull moves from the faded layers to the others rather than weakening. When every layer is
+    faded out (a picture smaller than even the shallowest layer's view), the weights stay as given.
+    """
+    faded = {layer: weight * factors.get(layer, 1.0) for layer, weight in weights.items()}
+    total, kept = sum(weights.values()), sum(faded.values())
+    if kept <= 0:
+        return dict(weights)
+    return {layer: weight * total / kept for layer, weight in faded.items()}
+
+
 def _weight(layer: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"the weight of layer {layer} must be a number >= 0, not {value!r}")
@@ -66,7 +79,9 @@ class _LayerDistance:
     """A weighted sum over layers of a distance to per-layer targets, classic MSE or relative error."""
 
     def __init__(self, layers: Sequence[str] | Mapping[str, float], normalize: str) -> None:
-        self.layer_weights = layer_weights(layers, normalize)
+        # as the recipe gives them; ``layer_weights`` are these, faded for the current stage
+        self.given_weights = layer_weights(layers, normalize)
+        self.layer_weights = dict(self.given_weights)
         self.layers = list(self.layer_weights)
         self.normalize = normalize
         self.targets: dict[str, torch.Tensor] = {}
@@ -105,6 +120,7 @@ class GramLoss(_LayerDistance):
         super().__init__(layers, normalize)
 
     def prepare(self, targets) -> None:
+        self.layer_weights = faded_weights(self.given_weights, targets.layer_factors)
         self._set_targets({
             layer: sum(blend * gram(features[layer]) for features, blend in targets.styles) for layer in self.layers
         })

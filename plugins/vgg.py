@@ -14,7 +14,7 @@ from stylefw import hookimpl
 from stylefw.errors import StylefwWarning, WeightsError
 from stylefw.markers import File
 
-from .vgg_config import CONFIGS, vgg_layer_names
+from .vgg_config import CONFIGS, receptive_fields, vgg_layer_names
 from .weights import InputSpace, Layout, VGGWeights, imagenet_weights, read_weights, torchvision_input
 
 __all__ = ["VGG", "VGG16", "VGG19", "FirstPadding", "Pooling", "WeightsOption", "vgg_layer_names"]
@@ -124,6 +124,10 @@ class VGG(nn.Module):
             raise WeightsError(f"weights cover {self.arch} up to {last}; {needed} {layer}",
                                hint="use a file that goes deeper, or layers no deeper than " + last)
         return index
+
+    def receptive_field(self, layer: str) -> int:
+        """How many input pixels across one of ``layer``'s features sees."""
+        return receptive_fields(CONFIGS[self.arch])[self.layer_names.index(layer)]
 
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         wanted = set(layers)

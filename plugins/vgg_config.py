@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, Sequence, get_args
 
-__all__ = ["Layout", "LAYOUTS", "CONFIGS", "IMAGENET_MEAN", "IMAGENET_STD", "vgg_layer_names", "conv_shapes", "conv_positions"]
+__all__ = ["Layout", "LAYOUTS", "CONFIGS", "IMAGENET_MEAN", "IMAGENET_STD", "vgg_layer_names", "receptive_fields",
+           "conv_shapes", "conv_positions"]
 
 # torchvision's configurations: channel counts, "M" for a pooling layer
 CONFIGS = {
@@ -29,6 +30,20 @@ def vgg_layer_names(config: Sequence[int | str]) -> tuple[str, ...]:
             names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
             conv += 1
     return tuple(names)
+
+
+def receptive_fields(config: Sequence[int | str]) -> tuple[int, ...]:
+    """Each layer's receptive field in input pixels, in the order of ``vgg_layer_names``: relu5_1 of VGG-19 sees 156."""
+    fields, field, stride = [], 1, 1
+    for item in config:
+        if item == "M":  # a 2×2 pool, stride 2
+            field += stride
+            stride *= 2
+            fields.append(field)
+        else:  # a 3×3 convolution, then its ReLU
+            field += 2 * stride
+            fields += [field, field]
+    return tuple(fields)
 
 
 def conv_shapes(arch: str) -> list[tuple[int, int]]:

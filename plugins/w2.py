@@ -22,7 +22,7 @@ import torch
 
 from stylefw.errors import StylefwWarning
 from stylefw.markers import Range
-from stylefw.plugins.losses import Layers, Normalize, layer_weights
+from stylefw.plugins.losses import Layers, Normalize, faded_weights, layer_weights
 
 __all__ = ["sqrtm", "gaussian", "W2Loss"]
 
@@ -182,7 +182,8 @@ class W2Loss:
             raise ValueError(f"ridge must be a number >= 0, not {ridge!r}")
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations must be a whole number >= 1, not {iterations!r}")
-        self.layer_weights = weights
+        self.given_weights = weights  # as the recipe gives them; layer_weights are faded for the stage
+        self.layer_weights = dict(weights)
         self.layers = list(weights)
         self.normalize = normalize
         self.ridge = float(ridge)
@@ -191,6 +192,7 @@ class W2Loss:
         self._warned = False
 
     def prepare(self, targets) -> None:
+        self.layer_weights = faded_weights(self.given_weights, targets.layer_factors)
         self.targets = {
             layer: self._target([(features[layer], blend) for features, blend in targets.styles])
             for layer in self.layers

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 import stylefw
 import torch
 import torch.nn.functional as F
+from stylefw.plugins.losses import faded_weights
 from torch import nn
 
 __all__ = ["Tiny", "MomentLoss", "SignSGD", "moments", "STOP_BELOW"]
@@ -21,6 +22,8 @@ class Tiny(nn.Module):
     """A small conv net with seeded random weights: enough to try recipes, not to make art."""
 
     layer_names = ("conv1", "relu1", "pool1", "conv2", "relu2")
+    # input pixels across that one feature of each layer sees: 3×3 convolutions around a 2×2 pool
+    receptive_fields = dict(zip(layer_names, (3, 3, 4, 8, 8)))
 
     def __init__(self, *, weights: str = "random", pooling: str = "max", seed: int = 0) -> None:
         super().__init__()
@@ -41,6 +44,10 @@ class Tiny(nn.Module):
     def truncate(self, layer: str) -> None:
         """Drop every layer after ``layer``, the deepest one the recipe reads."""
         self.body = self.body[: self.layer_names.index(layer) + 1]
+
+    def receptive_field(self, layer: str) -> int:
+        """How many input pixels across one feature of ``layer`` sees (multi-scale runs fade deep layers by it)."""
+        return self.receptive_fields[layer]
 
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         outputs, x = {}, image
@@ -68,15 +75,19 @@ class MomentLoss:
         if isinstance(layers, str) or not layers:
             raise ValueError("layers must be a non-empty list of layer names")
         self.layers = list(layers)
+        self.weights = dict.fromkeys(self.layers, 1.0)
         self.targets: dict[str, torch.Tensor] = {}
 
     def prepare(self, targets) -> None:
+        # a multi-scale run's small stages fade the layers that see most of the picture
+        self.weights = faded_weights(dict.fromkeys(self.layers, 1.0), targets.layer_factors)
         self.targets = {
             layer: sum(blend * moments(features[layer]) for features, blend in targets.styles) for layer in self.layers
         }
 
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return sum(F.mse_loss(moments(features[layer]), self.targets[layer]) for layer in self.layers)
+        return sum(weight * F.mse_loss(moments(features[layer]), self.targets[layer])
+                   for layer, weight in self.weights.items())
 
 
 class SignSGD(torch.optim.Optimizer):
