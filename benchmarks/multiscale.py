@@ -165,8 +165,8 @@ def equal_time(args: argparse.Namespace) -> None:
             single = stylefw.run({**data, "steps": 100_000, "output": f"{folder}/single.png"}, on_event=stop)
             scores = {name: score_files(f"{folder}/{name}.png", content, [style], backbone="vgg16", weights=str(HED))
                       for name in ("single", "auto", "unfaded")}
-        print(f"{content_name} × {style_name}: {seconds:.0f} s, single-scale {len(single.trace)} steps; "
-              + "; ".join(f"{name} style {score.style:.3f} content {score.content:.3f}" for name, score in scores.items()),
+        shown = "; ".join(f"{name} style {score.style:.3f} content {score.content:.3f}" for name, score in scores.items())
+        print(f"{content_name} × {style_name}: {seconds:.0f} s, single-scale {len(single.trace)} steps; {shown}",
               flush=True)
 
 

@@ -10,7 +10,8 @@ after its first step (scored at that stage's size).
 Variants: ``single-N`` (one pass, N steps; ``single-N@S`` at S px instead of ``--size``; ``+tv0`` without
 total variation, ``+gram-to-relu4_1`` with the Gram term only up to that layer), ``auto`` (from
 128 px, 100 steps per stage, the default ``layer_fade``), ``auto-181`` (from 181 px), ``auto-fade-A-B``
-(``layer_fade: [A, B]``; ``auto-fade-off`` without it), ``auto-content-P`` (the content weight multiplied
+(``layer_fade: [A, B]``; ``auto-fade-off`` without it), ``auto-steps-A-B-C`` (the automatic sizes, up by
+√2 to ``--size``, with A, B, C steps), ``auto-content-P`` (the content weight multiplied
 by (size / stage size)^P at each stage, so earlier stages hold the photo harder), ``auto-detail`` (each later
 stage starts from the upsampled picture plus the photo's detail that the smaller stage could not hold:
 content − upsample(downsample(content))). ``auto-fade-...`` variants also take ``+detail``, ``+scaled``
@@ -106,6 +107,11 @@ def variant(name: str, size: int) -> tuple[dict, int, object]:
         return {**auto, "min_size": 181}, size, mock.patch.dict({})
     if name.startswith("auto-content-"):
         return auto, size, content_weighted(float(name.removeprefix("auto-content-")))
+    if name.startswith("auto-steps-"):  # auto-steps-A-B-C: the automatic sizes with these steps each
+        steps = [int(count) for count in name.removeprefix("auto-steps-").split("-")]
+        sizes = [round(size / 2 ** (index / 2)) for index in reversed(range(len(steps)))]
+        return {"scales": [{"size": edge, "steps": count} for edge, count in zip(sizes, steps)]}, size, \
+            contextlib.nullcontext()
     if name.startswith("auto-fade-"):  # auto-fade-FULL-NONE[+detail], or auto-fade-off
         name, *extra = name.split("+")
         spans = name.removeprefix("auto-fade-")
