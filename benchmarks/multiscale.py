@@ -2,7 +2,7 @@
 
     python benchmarks/multiscale.py quality [--size 512] [--single-steps 500] [--steps 150] [--min-size 128]
                                             [--out docs/multiscale.jpg]
-    python benchmarks/multiscale.py equal-time [--size 256] [--steps 100]
+    python benchmarks/multiscale.py equal-time [--size 256] [--steps 100] [--ladder 128:200,181:100,256:200]
     python benchmarks/multiscale.py sizes [--sizes 512 1024] [--steps 150] [--single-steps 500]
     python benchmarks/multiscale.py carry [--size 256] [--min-size 181] [--steps 100]
 
@@ -19,7 +19,8 @@ Gram at relu1_1 to relu5_1 (relative, style weight 100), total variation 10, Ada
   does not depend on how busy the machine is. The three outputs go side by side into ``--out``.
 - ``equal-time``: on each pair, ``scales: auto`` for ``--steps`` steps per stage, the same with
   ``layer_fade: off``, then single-scale stopped (by a subscriber) at the first auto run's wall time;
-  each scored with ``stylefw score`` on the same VGG-16.
+  each scored with ``stylefw score`` on the same VGG-16. ``--ladder`` gives the stages (size:steps)
+  instead of ``auto``.
 - ``sizes``: each run at every ``--sizes`` long edge, downsampled to the smallest, and scored there.
 - ``carry``: how Adam's state crosses a resize: a bicubic first moment, the shipped bilinear one, or a
   fresh Adam per stage, by score and by the isolated dots they leave in dark areas.
@@ -155,14 +156,16 @@ def equal_time(args: argparse.Namespace) -> None:
           "single-scale: stopped at the faded auto run's wall time")
     for content_name, style_name in PAIRS:
         content, style = str(SHARED / "images" / content_name), str(SHARED / "images" / style_name)
-        data = base(content, style, args.size)
+        data = {**base(content, style, args.size), "scales": "auto", "steps": args.steps}
+        if args.ladder:  # SIZE:STEPS,... instead of auto
+            data["scales"] = [dict(zip(("size", "steps"), map(int, stage.split(":")))) for stage in args.ladder.split(",")]
         with tempfile.TemporaryDirectory() as folder:
-            multi = stylefw.run({**data, "scales": "auto", "steps": args.steps, "output": f"{folder}/auto.png"})
-            stylefw.run({**data, "scales": "auto", "steps": args.steps, "layer_fade": False,
-                         "output": f"{folder}/unfaded.png"})
+            multi = stylefw.run({**data, "output": f"{folder}/auto.png"})
+            stylefw.run({**data, "layer_fade": False, "output": f"{folder}/unfaded.png"})
             seconds = multi.trace[-1].elapsed
             stop = lambda event: event.stop("time") if isinstance(event, StepEvent) and event.elapsed >= seconds else None  # noqa: E731
-            single = stylefw.run({**data, "steps": 100_000, "output": f"{folder}/single.png"}, on_event=stop)
+            single = stylefw.run({**data, "scales": 1, "steps": 100_000, "output": f"{folder}/single.png"},
+                                 on_event=stop)
             scores = {name: score_files(f"{folder}/{name}.png", content, [style], backbone="vgg16", weights=str(HED))
                       for name in ("single", "auto", "unfaded")}
         shown = "; ".join(f"{name} style {score.style:.3f} content {score.content:.3f}" for name, score in scores.items())
@@ -244,6 +247,7 @@ def main() -> None:
     two = commands.add_parser("equal-time")
     two.add_argument("--size", type=int, default=256)
     two.add_argument("--steps", type=int, default=100)
+    two.add_argument("--ladder", help="the stages as SIZE:STEPS,... instead of auto")
     three = commands.add_parser("sizes")
     three.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     three.add_argument("--steps", type=int, default=150)
