@@ -142,10 +142,12 @@ class _Checker(PluginSections):
             self.add("layer_fade", f"expected off or two spans such as [0.25, 0.75], got {described(value)}")
             return None
         full, none = (self.number(f"layer_fade[{index}]", item, 0.0) for index, item in enumerate(value))
-        if full is not None and none is not None and not full < none:
+        if full is None or none is None:
+            return None
+        if not full < none:
             self.add("layer_fade", f"{value} does not fade: the first span (full weight up to) must be below the "
                                    "second (no weight from), such as [0.25, 0.75]")
-        return (full, none) if full is not None and none is not None else None
+        return full, none
 
     def scales(self, value: Any, size: int | None, steps: int | None) -> Scales | None:
         """``1``, ``auto``, or a list of ``{size, steps}`` stages growing to the recipe's ``size``."""

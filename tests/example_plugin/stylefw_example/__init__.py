@@ -75,7 +75,7 @@ class MomentLoss:
         if isinstance(layers, str) or not layers:
             raise ValueError("layers must be a non-empty list of layer names")
         self.layers = list(layers)
-        self.weights = dict.fromkeys(self.layers, 1.0)
+        self.weights: dict[str, float] = {}
         self.targets: dict[str, torch.Tensor] = {}
 
     def prepare(self, targets) -> None:
