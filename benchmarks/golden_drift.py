@@ -1,13 +1,14 @@
-"""How far the golden loss traces drift across the CPU kernels torch can choose, measured in one run.
+"""How far the recipe checks drift across the CPU kernels torch can choose, measured in one run.
 
-    python benchmarks/golden_drift.py [--recipes d2l.yaml gatys.yaml vangogh.yaml]
+    python benchmarks/golden_drift.py [--recipes d2l.yaml gatys.yaml vangogh.yaml vangogh_hd.yaml]
 
-Each kernel choice runs the golden traces of tests/test_golden.py in a fresh process: ATen's vector
-kernels (``ATEN_CPU_CAPABILITY``) and oneDNN's convolutions (``DNNL_MAX_CPU_ISA``), from plain SSE up to
-what this CPU has (a request above it falls back to the best there is). The drift of a value at a step is
-the spread of that value over all choices, as a fraction of the step's total loss, which is how
-tests/test_golden.py applies its tolerances. The worst drift at the initial image (before any update)
-and over the trace is what those tolerances are set from.
+Each kernel choice replays the shipped recipes' goldens (``recipes/NAME.golden.json``, what ``stylefw
+check`` and the pytest plugin compare) in a fresh process: ATen's vector kernels (``ATEN_CPU_CAPABILITY``)
+and oneDNN's convolutions (``DNNL_MAX_CPU_ISA``), from plain SSE up to what this CPU has (a request above
+it falls back to the best there is). The drift of a loss value at a step is its spread over all choices,
+as a fraction of the step's total, which is how ``stylefw.regress`` applies its tolerances; the drift of
+the final picture is the largest mean absolute difference, in grey levels, between any choice's picture
+and the first's. The worst of each is what the default tolerances are set from.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
 KERNELS = [
     {"ATEN_CPU_CAPABILITY": "default", "DNNL_MAX_CPU_ISA": "SSE41"},
     {"ATEN_CPU_CAPABILITY": "default"},
@@ -28,45 +27,58 @@ KERNELS = [
     {"ATEN_CPU_CAPABILITY": "avx512"},
     {},
 ]
-# run in each child: the golden inputs and traces exactly as the test makes them
+# run in each child: each golden replayed exactly as a check replays it
 CHILD = """
-import json, sys, tempfile
-from pathlib import Path
-sys.path.insert(0, {tests!r})
-import torch
-torch.set_num_threads(1)
-import test_golden
-inputs = test_golden.make_inputs(Path(tempfile.mkdtemp()))
-print(json.dumps({{name: test_golden.golden_record(name, inputs) for name in {recipes!r}}}))
+import json
+from stylefw import regress
+from stylefw.recipe import find_recipe
+runs = {{}}
+for name in {recipes!r}:
+    recipe = find_recipe(name)
+    runs[name] = regress.replay(recipe, regress.read_golden(regress.golden_path(recipe)))
+print(json.dumps(runs))
 """
 
 
-def traces(kernels: dict[str, str], recipes: list[str]) -> dict:
+def replays(kernels: dict[str, str], recipes: list[str]) -> dict:
     env = {**os.environ, **kernels}
-    code = CHILD.format(tests=str(TESTS), recipes=recipes)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", CHILD.format(recipes=recipes)], env=env, capture_output=True,
+                          text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def loss_drift(steps: list[dict[str, float]]) -> float:
+    total = abs(steps[0]["total"])
+    return max((max(s[key] for s in steps) - min(s[key] for s in steps)) / total for key in steps[0])
+
+
 def main() -> None:
+    from stylefw.regress import decode_png
+    from stylefw.regress_report import image_difference
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", nargs="+", default=["d2l.yaml", "gatys.yaml", "vangogh.yaml"])
+    parser.add_argument("--recipes", nargs="+", default=["d2l.yaml", "gatys.yaml", "vangogh.yaml", "vangogh_hd.yaml"])
     args = parser.parse_args()
-    runs = [traces(kernels, args.recipes) for kernels in KERNELS]
+    runs = [replays(kernels, args.recipes) for kernels in KERNELS]
     print(f"{len(KERNELS)} kernel choices: " + "; ".join(" ".join(f"{k}={v}" for k, v in kernels.items()) or "as chosen"
                                                     for kernels in KERNELS))
-    worst = {"initial": 0.0, "trace": 0.0}
+    worst = {"initial": 0.0, "trace": 0.0, "image": 0.0}
     for name in args.recipes:
         records = [run[name] for run in runs]
         rows = [("initial", [record["initial"] for record in records])]
         rows += [(f"step {number}", steps) for number, steps in enumerate(zip(*(r["trace"] for r in records)), 1)]
         for label, steps in rows:
+            drift = loss_drift(list(steps))
             which = "initial" if label == "initial" else "trace"
-            total = abs(steps[0]["total"])
-            drift = max((max(s[key] for s in steps) - min(s[key] for s in steps)) / total for key in steps[0])
             worst[which] = max(worst[which], drift)
-            print(f"{name:14s} {label:8s} total {steps[0]['total']:.6g}  drift {drift:.2e} of the total")
-    print(f"worst drift: initial image {worst['initial']:.2e}, trace {worst['trace']:.2e} (fractions of the total)")
+            print(f"{name:16s} {label:8s} total {steps[0]['total']:.6g}  drift {drift:.2e} of the total")
+        first = decode_png(records[0]["image"])
+        picture = max(image_difference(first, decode_png(record["image"])) for record in records)
+        worst["image"] = max(worst["image"], picture)
+        print(f"{name:16s} picture  mean difference up to {picture:.3f} grey levels")
+    print(f"worst drift: initial image {worst['initial']:.2e}, trace {worst['trace']:.2e} (fractions of the "
+          f"total), final picture {worst['image']:.3f} grey levels")
+
 
 if __name__ == "__main__":
     main()

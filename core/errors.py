@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "StylefwError",
@@ -12,6 +13,7 @@ __all__ = [
     "ImageError",
     "PluginError",
     "WeightsError",
+    "MissingWeights",
     "RunError",
     "PluginBugError",
     "InternalError",
@@ -47,6 +49,9 @@ class Problem:
 
     path: str
     message: str
+    # the absolute path of a file the value names that does not exist (a weights file, say), for callers that
+    # treat a missing file apart from a wrong value: a recipe check skips rather than fails
+    missing: str | None = None
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -81,6 +86,18 @@ class PluginError(UserError):
 
 class WeightsError(UserError):
     """Backbone weights are missing, cannot be downloaded, or do not fit the architecture."""
+
+
+class MissingWeights(WeightsError):
+    """A backbone's weights file is not there (and could not be downloaded); ``file`` is where it was looked for.
+
+    A backbone plugin raises it so that callers can tell an absent file from a broken one: ``stylefw check``
+    skips a recipe whose weights are absent, and fails one whose weights are wrong.
+    """
+
+    def __init__(self, message: str, *, file: str | Path, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.file = Path(file)
 
 
 class RunError(StylefwError):

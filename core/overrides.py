@@ -7,10 +7,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
-from .errors import Problem
+from .errors import Problem, RecipeError
 from .yaml_input import load_yaml
 
-__all__ = ["parse_key", "parse_value", "apply_overrides", "override_keys", "coerce_numbers"]
+__all__ = ["parse_key", "parse_value", "apply_overrides", "override_mapping", "override_keys", "coerce_numbers"]
 
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*$")
 _TOKEN = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]")
@@ -64,6 +64,21 @@ def apply_overrides(data: dict, overrides: Iterable[str] | Mapping[str, Any], *,
         except ValueError as exc:
             problems.append(Problem(f"--set {key}", str(exc)))
     return problems
+
+
+def override_mapping(overrides: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides as ``{dotted key: value}``; a RecipeError names each ``--set`` that is not key=value."""
+    mapping, problems = {}, []
+    for item in _items(overrides):
+        try:
+            key, value = item if isinstance(item, tuple) else _split(item)
+        except ValueError as exc:
+            problems.append(Problem(f"--set {_key(item)}", str(exc)))
+            continue
+        mapping[key] = value
+    if problems:
+        raise RecipeError(problems)
+    return mapping
 
 
 def override_keys(overrides: Iterable[str] | Mapping[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import torch
 
-from stylefw.errors import WeightsError
+from stylefw.errors import MissingWeights, WeightsError
 
 from .vgg_config import (CONFIGS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, Layout, conv_positions, conv_shapes,
                          vgg_layer_names)
@@ -111,8 +111,10 @@ def read_weights(path: str | Path, *, layout: str = "auto") -> VGGWeights:
     path = Path(path)
     if layout not in LAYOUTS:
         raise WeightsError(f"unknown weights layout '{layout}'", hint=f"use one of {', '.join(LAYOUTS)}")
+    if not path.exists():
+        raise MissingWeights(f"weights file {path} does not exist", file=path, hint="check backbone.weights")
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist", hint="check backbone.weights")
+        raise WeightsError(f"weights file {path} is not a file", hint="check backbone.weights")
     if path.suffix.lower() in (".h5", ".hdf5", ".keras") or layout == "keras":
         return _read_keras(path)
     return from_state_dict(_load_state(path), source=str(path), layout=layout, path=path)
@@ -268,12 +270,13 @@ def imagenet_weights(arch: str, *, progress: bool = True) -> VGGWeights:
     try:
         state = torch.hub.load_state_dict_from_url(url, progress=progress, map_location="cpu", check_hash=False)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a corrupt file is a RuntimeError
-        raise WeightsError(
-            f"pretrained {arch} weights '{cached.name}' are not in {cached.parent} "
-            f"and could not be downloaded ({exc})",
-            hint=f"on a machine with internet, download {url} and copy it to {cached}, "
-            "or set backbone.weights to a local file (or 'random' to try things out)",
-        ) from exc
+        hint = (f"on a machine with internet, download {url} and copy it to {cached}, "
+                "or set backbone.weights to a local file (or 'random' to try things out)")
+        if cached.exists():
+            raise WeightsError(f"pretrained {arch} weights {cached} cannot be read ({exc})",
+                               hint=f"delete it to download it again; {hint}") from exc
+        raise MissingWeights(f"pretrained {arch} weights '{cached.name}' are not in {cached.parent} "
+                             f"and could not be downloaded ({exc})", file=cached, hint=hint) from exc
     return from_state_dict(state, source=f"torchvision {arch} IMAGENET1K_V1 ({cached})", layout="torchvision")
 
 

@@ -6,6 +6,8 @@ import signal
 
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/test_regress.py runs pytest itself, with stylefw's plugin
+
 
 @pytest.fixture
 def default_signal_handlers():

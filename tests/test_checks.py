@@ -135,6 +135,8 @@ def test_a_file_option_takes_its_names_or_an_existing_file_anchored_to_the_recip
         f"backbone.model: model file not found: {tmp_path / 'recipes' / 'nope.bin'} (use small, large or a file path)",
         "backbone.model: expected text, got int 3",
     ]
+    # a file that is not there is told apart from a wrong value, so that a recipe check can skip rather than fail
+    assert [problem.missing for problem in checker.problems] == [str(tmp_path / "recipes" / "nope.bin"), None]
 
 
 def test_a_file_given_as_an_override_is_anchored_to_the_current_directory(tmp_path, monkeypatch):

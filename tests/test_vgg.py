@@ -15,7 +15,7 @@ from PIL import Image
 from torch import nn
 
 from stylefw.engine import build_backbone
-from stylefw.errors import StylefwWarning, WeightsError
+from stylefw.errors import MissingWeights, StylefwWarning, WeightsError
 from stylefw.plugins.vgg import VGG16, VGG19
 from stylefw.plugins.vgg_config import IMAGENET_MEAN, IMAGENET_STD
 from stylefw.recipe import recipe_from_dict
@@ -153,6 +153,8 @@ def test_missing_imagenet_weights_without_network_names_the_file_and_folder(tmp_
         VGG19(weights="imagenet")
     message = str(error.value)
     assert "vgg19-dcbb9e9d.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert isinstance(error.value, MissingWeights)  # absent, not broken: a recipe check skips it
+    assert error.value.file == tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
 
 
 def test_imagenet_weights_come_from_the_hub_cache_without_network(tmp_path, monkeypatch):
