@@ -205,3 +205,20 @@ def encode(image: Image.Image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def test_default_settings_shrink_every_kind_of_plan(tmp_path):
+    from stylefw.recipe import load_recipe
+    from stylefw.regress import default_settings
+
+    recipe = write_recipe(tmp_path)
+    single = default_settings(load_recipe(recipe))
+    assert single == {"size": 48, "steps": 4, "seed": 0, "device": "cpu"}
+    auto = default_settings(load_recipe(recipe, {"scales": "auto", "size": 512, "seed": 3}))
+    assert auto == {"size": 64, "steps": 4, "seed": 3, "device": "cpu", "min_size": 32}
+    listed = default_settings(load_recipe(recipe, {"size": 1024, "scales": [{"size": 256, "steps": 300},
+                                                                            {"size": 512, "steps": 200},
+                                                                            {"size": 1024, "steps": 100}]}))
+    assert listed["scales"] == [{"size": 32, "steps": 4}, {"size": 64, "steps": 4}]  # 256 and 512 both floor at 32
+    lbfgs = default_settings(load_recipe(recipe, {"optimizer": {"name": "lbfgs", "max_iter": 20}}))
+    assert lbfgs["optimizer.max_iter"] == 5
