@@ -243,6 +243,11 @@ class Loss(Protocol):
 
     The engine calls ``prepare(targets)`` before the first step, and again at the start of every stage of a
     multi-scale run with that stage's targets, computed at its size: each call replaces the last targets.
+    The engine drops the targets once every loss has prepared, so a loss keeps (detached) what it needs.
+
+    It may say which images it compares against with ``reads``, a tuple of ``"content"`` and ``"styles"``
+    (``tv`` reads neither): each image's features are then computed only at the layers of the losses that
+    read it. A loss without ``reads`` gets both, at its layers.
     """
 
     @property

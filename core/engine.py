@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -22,7 +22,7 @@ from .scales import shape_at
 
 # Term, Step and Targets live in contracts.py; they are imported here too, where 0.1 plugins found them
 __all__ = ["Term", "Step", "Targets", "Evaluated", "select_device", "open_inputs", "load_inputs", "style_edge",
-           "min_input_size", "build_backbone", "receptive_fields", "build_losses", "compute_targets", "initial_image",
+           "min_input_size", "build_backbone", "receptive_fields", "build_losses", "target_layers", "compute_targets", "initial_image",
            "optimise"]
 
 
@@ -155,12 +155,31 @@ def build_losses(recipe: Recipe, registry: Registry) -> list[Any]:
             for entry, spec in zip(entries, recipe.losses)]
 
 
+# the images a loss's targets can come from; a loss that does not say which it reads gets both
+READS = ("content", "styles")
+
+
+def target_layers(losses: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """The layers where the content image's and the style images' features are needed: each loss's own
+    layers, for the images it ``reads`` (so the content's relu1_1 is never computed for a style loss)."""
+    content: dict[str, None] = {}
+    styles: dict[str, None] = {}
+    for loss in losses:
+        reads = getattr(loss, "reads", READS)
+        for kind, needed in (("content", content), ("styles", styles)):
+            if kind in reads:
+                needed.update(dict.fromkeys(loss.layers))
+    return list(content), list(styles)
+
+
 @torch.no_grad()
 def compute_targets(backbone, layers: list[str], content: torch.Tensor, styles: list[torch.Tensor],
-                    blend: list[float]) -> Targets:
-    """Content and style features, computed once and detached; blend weights are made to sum to 1."""
-    total = sum(blend)
-    styles_by_weight = [(_features(backbone, style, layers), weight / total) for style, weight in zip(styles, blend)]
+                    blend: list[float], *, style_layers: list[str] | None = None) -> Targets:
+    """Content features at ``layers`` and style features at ``style_layers`` (default: the same), computed once
+    and detached; blend weights are made to sum to 1."""
+    total, style_layers = sum(blend), layers if style_layers is None else style_layers
+    styles_by_weight = [(_features(backbone, style, style_layers), weight / total)
+                        for style, weight in zip(styles, blend)]
     return Targets(_features(backbone, content, layers), styles_by_weight)
 
 

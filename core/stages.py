@@ -19,7 +19,7 @@ from PIL import Image
 from .checkpoint import check_fits, restore_rng, rng_state
 from .color import color_inputs, color_output
 from .contracts import FAILED, INTERRUPTED, RunControl, RunStart, Stage, StageStart, StepEvent, Stop, Targets
-from .engine import compute_targets, initial_image, optimise, receptive_fields, style_edge
+from .engine import compute_targets, initial_image, optimise, receptive_fields, style_edge, target_layers
 from .errors import RunError, StylefwWarning
 from .health import SATURATION, Guard, diagnose, lower_lr
 from .image import resize_long_edge, to_tensor
@@ -64,13 +64,16 @@ class Average:
 
 @dataclass(frozen=True)
 class StageInputs:
-    """One stage's inputs at its size: as given, as optimised against (after colour control), and the targets."""
+    """One stage's inputs at its size: as given, and as optimised against (after colour control).
+
+    Not the targets: the losses keep what they need of those, and the features themselves (the content's at
+    relu1_1 alone is 256 bytes a pixel) are dropped before the first step.
+    """
 
     content: torch.Tensor
     styles: list[torch.Tensor]
     run_content: torch.Tensor
     run_styles: list[torch.Tensor]
-    targets: Targets
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class StagedRun:
         return Outcome(self.picture(), self.inputs.content, self.inputs.styles, stop)
 
     def run_stage(self, stage: Stage) -> None:
-        inputs = self.prepare(stage)
+        inputs, targets = self.prepare(stage)
         saved, self.resume = self.resume, None
         image = self.start_image(stage, inputs) if saved is None else saved["image"].to(self.device).requires_grad_()
         optimizer = self.build_optimizer(image, stage.shape)
@@ -177,7 +180,8 @@ class StagedRun:
         self.previous = (self.guard, self.inputs) if self.guard is not None else None
         self.stage, self.step, self.inputs, self.image, self.optimizer, self.schedule, self.average, self.guard = (
             stage, step, inputs, image, optimizer, scheduler, average, Guard(source, inputs.run_content))
-        self.emit(StageStart(stage, inputs.targets))
+        self.emit(StageStart(stage, targets))
+        del targets  # what the losses need they have kept; the rest would sit beside the activations every step
         for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
                                   optimizer, stage.steps, self.recipe.layers, scheduler=scheduler,
                                   first=step + 1, project=self.project):
@@ -256,7 +260,7 @@ class StagedRun:
         details["last_finite"] = last  # the step whose loss was the last finite one, computed from the picture kept
         self.failed = guard, inputs, Stop(FAILED, stage.index, kept + 1, details)
 
-    def prepare(self, stage: Stage) -> StageInputs:
+    def prepare(self, stage: Stage) -> tuple[StageInputs, Targets]:
         """The inputs and targets at ``stage``'s size, with every loss prepared for them."""
         content, styles = self.originals
         edge = style_edge(stage.size, self.recipe.style_scale)
@@ -265,11 +269,13 @@ class StagedRun:
         color = self.recipe.color
         run_content, run_styles = color_inputs(color.mode, content, styles, method=color.method)
         blend = [ref.weight for ref in self.recipe.styles]
-        targets = compute_targets(self.backbone, self.recipe.layers, run_content, run_styles, blend)
+        content_layers, style_layers = target_layers(self.losses)
+        targets = compute_targets(self.backbone, content_layers, run_content, run_styles, blend,
+                                  style_layers=style_layers)
         targets = replace(targets, layer_factors=self.layer_factors(stage))
         for loss in self.losses:
             loss.prepare(targets)
-        return StageInputs(content, styles, run_content, run_styles, targets)
+        return StageInputs(content, styles, run_content, run_styles), targets
 
     def layer_factors(self, stage: Stage) -> dict[str, float]:
         """How much each layer counts at ``stage``: on an earlier stage of a multi-scale run, a layer that sees

@@ -100,6 +100,8 @@ class _LayerDistance:
 class ContentLoss(_LayerDistance):
     """Squared error between the image's features and the content image's, over layers."""
 
+    reads = ("content",)
+
     def __init__(self, *, layers: Layers, normalize: Normalize = "relative") -> None:
         super().__init__(layers, normalize)
 
@@ -115,6 +117,8 @@ class GramLoss(_LayerDistance):
 
     ``layers`` is a list of layer names, or a mapping of layer name to that layer's weight.
     """
+
+    reads = ("styles",)
 
     def __init__(self, *, layers: Layers, normalize: Normalize = "relative") -> None:
         super().__init__(layers, normalize)
@@ -135,6 +139,7 @@ class TVLoss:
     """Total variation: the mean absolute difference between neighbouring pixels, to suppress noise."""
 
     layers: list[str] = []
+    reads = ()
 
     def prepare(self, targets) -> None:
         """Total variation needs no targets."""

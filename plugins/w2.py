@@ -169,6 +169,8 @@ class W2Loss:
     ``iterations`` bounds the Newton–Schulz iterations of each square root.
     """
 
+    reads = ("styles",)
+
     def __init__(
         self,
         *,

@@ -294,3 +294,16 @@ def test_colour_inputs_grey_for_luminance_and_recoloured_styles_for_histogram():
     assert same is content
     for got, want in zip(color_statistics(recoloured), color_statistics(content)):
         assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_each_images_features_are_computed_only_where_a_loss_that_reads_it_looks():
+    from types import SimpleNamespace
+
+    from stylefw.engine import target_layers
+
+    content = SimpleNamespace(layers=["relu4_2"], reads=("content",))
+    gram = SimpleNamespace(layers=["relu1_1", "relu2_1"], reads=("styles",))
+    tv = SimpleNamespace(layers=[], reads=())
+    undeclared = SimpleNamespace(layers=["relu3_1"])  # a plugin loss that does not say: it gets both
+    assert target_layers([content, gram, tv]) == (["relu4_2"], ["relu1_1", "relu2_1"])
+    assert target_layers([content, gram, undeclared]) == (["relu4_2", "relu3_1"], ["relu1_1", "relu2_1", "relu3_1"])

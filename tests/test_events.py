@@ -44,7 +44,10 @@ def test_a_two_stage_run_emits_start_stages_steps_and_end_in_order(tmp_path):
     assert start.total_steps == 5 and start.recipe is result.recipe and start.device == "cpu"
     assert end.result is result
     stage_two = events[4]
-    assert stage_two.stage == start.stages[1] and set(stage_two.targets.content) == {"relu2_1", "relu1_1"}
+    assert stage_two.stage == start.stages[1]
+    # each image's features only where a loss reads them: the content at the content loss's layer, the style at Gram's
+    assert set(stage_two.targets.content) == {"relu2_1"}
+    assert [set(features) for features, _ in stage_two.targets.styles] == [{"relu1_1"}]
     steps = [event for event in events if isinstance(event, StepEvent)]
     assert [(event.stage.index, event.step, event.done) for event in steps] == [
         (1, 1, 1), (1, 2, 2), (2, 1, 3), (2, 2, 4), (2, 3, 5)]

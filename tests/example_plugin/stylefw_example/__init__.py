@@ -71,6 +71,8 @@ def moments(features: torch.Tensor) -> torch.Tensor:
 class MomentLoss:
     """Mean squared error between feature moments and the styles' blended moments (Li et al. 2017)."""
 
+    reads = ("styles",)  # only the style images' features are computed for it
+
     def __init__(self, *, layers: Sequence[str]) -> None:
         if isinstance(layers, str) or not layers:
             raise ValueError("layers must be a non-empty list of layer names")
