@@ -26,8 +26,9 @@ __all__ = ["FORMAT", "UNCHECKED", "checkpoint_path", "recipe_digest", "input_dig
            "changed_inputs", "check_fits"]
 
 FORMAT = "stylefw-checkpoint"
-# keys that change where or how often files are written, never a pixel: a resume may change them freely
-UNCHECKED = ("checkpoint_every", "save_every")
+# keys that change where or how often files are written, or how much memory a step holds, never a pixel: a
+# resume may change them freely
+UNCHECKED = ("checkpoint_every", "save_every", "memory")
 HINT = "start the run again with 'stylefw recipe'"
 REQUIRED = ("recipe", "recipe_sha256", "inputs", "trace", "stage", "step", "done", "project", "warned", "elapsed",
             "image", "optimizer", "scheduler", "average", "rng")

@@ -134,6 +134,8 @@ def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, 
     last = deepest(entry.factory, recipe.layers)
     if cut and last is not None and hasattr(backbone, "truncate"):
         backbone.truncate(last)
+    if recipe.memory == "checkpoint":  # validation made sure the backbone has the switch
+        backbone.checkpointing = True
     return backbone.requires_grad_(False).eval().to(device)
 
 

@@ -129,6 +129,8 @@ class Recipe:
     # (full, none): spans of a stage's short side where a style layer's weight starts and ends fading; None: off
     layer_fade: tuple[float, float] | None = LAYER_FADE
     checkpoint_every: int = 0
+    # keep: the backbone keeps its activations for the backward pass; checkpoint: it recomputes them
+    memory: str = "keep"
 
     @property
     def data(self) -> dict[str, Any]:
@@ -155,6 +157,7 @@ class Recipe:
             "output": str(self.output) if self.output else None,
             "save_every": self.save_every,
             "checkpoint_every": self.checkpoint_every,
+            "memory": self.memory,
             "color": {key: value for key, value in dataclasses.asdict(self.color).items() if value is not None},
             "score": self.score,
         }

@@ -42,10 +42,12 @@ DEFAULTS: dict[str, Any] = {
     "output": None,
     "save_every": 0,
     "checkpoint_every": 0,
+    "memory": "keep",
     "color": {"mode": "none"},
     "score": False,
 }
 INITS = ("content", "noise", "style")
+MEMORY = ("keep", "checkpoint")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda|cuda:\d+)$")
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 # section -> the key a bare string stands for: ``backbone: vgg16`` is ``backbone: {name: vgg16}``
@@ -115,6 +117,12 @@ class _Checker(PluginSections):
         device = self.device(values["device"])
         save_every = self.integer("save_every", values["save_every"], 0, 1_000_000)
         checkpoint_every = self.integer("checkpoint_every", values["checkpoint_every"], 0, 1_000_000)
+        memory = self.choice("memory", values["memory"], MEMORY)
+        if memory == "checkpoint" and backbone is not None:
+            factory = self.registry.get("backbone", backbone.name).factory
+            if not hasattr(factory, "checkpointing"):  # the backbone's own switch: only it knows its segments
+                self.add("memory", f"backbone '{backbone.name}' cannot recompute its activations (it has no "
+                                   "'checkpointing' switch); use memory: keep")
         output = self.output(values["output"], [content] + list(styles or []))
         color = self.color(values["color"])
         score = self.boolean("score", values["score"])
@@ -132,7 +140,7 @@ class _Checker(PluginSections):
                       losses=tuple(losses), optimizer=optimizer, steps=steps, init=init, seed=seed, device=device,
                       output=output, save_every=save_every, color=color, score=score, source=source, scales=scales,
                       min_size=min_size, average=average, layer_fade=layer_fade,
-                      checkpoint_every=checkpoint_every)
+                      checkpoint_every=checkpoint_every, memory=memory)
 
     def layer_fade(self, value: Any) -> tuple[float, float] | None:
         """``off`` (None), or [full, none]: the spans of the short side where a style layer starts and ends fading."""

@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar, Literal, Sequence, get_args
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from stylefw import hookimpl
 from stylefw.errors import StylefwWarning, WeightsError
@@ -50,6 +51,9 @@ class VGG(nn.Module):
 
     arch: ClassVar[str]
     layer_names: ClassVar[tuple[str, ...]]
+    # memory: checkpoint sets it: the activations between the layers a forward returns are recomputed in the
+    # backward pass instead of kept (about 1.5 kB a pixel through relu5_1 in fp32, against the returned ones)
+    checkpointing: bool = False
 
     def __init__(self, *, weights: WeightsOption = "imagenet", pooling: Pooling = "max", seed: int = 0,
                  layout: Layout = "auto", first_padding: FirstPadding = "auto") -> None:
@@ -134,10 +138,16 @@ class VGG(nn.Module):
         last = max(self._covered_index(name, "forward() was asked for") for name in wanted)
         outputs = {}
         x = F.conv2d(image, self.input_matrix, self.input_bias)
-        for index, module in enumerate(self.features[: last + 1]):
-            x = module(x)
-            if self.layer_names[index] in wanted:
-                outputs[self.layer_names[index]] = x
+        recompute = self.checkpointing and torch.is_grad_enabled() and image.requires_grad
+        start = 0
+        for index in range(last + 1):
+            if self.layer_names[index] not in wanted:
+                continue
+            segment = self.features[start: index + 1]
+            # between two layers the losses read, keep nothing: the backward pass runs the segment again
+            x = checkpoint(segment, x, use_reentrant=False) if recompute else segment(x)
+            outputs[self.layer_names[index]] = x
+            start = index + 1
         return outputs
 
 
