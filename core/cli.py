@@ -1,5 +1,5 @@
-"""The ``stylefw`` command: recipe, resume, validate, list, plugins, check, score, and the plugins' commands (the VGG
-plugin's ``weights``). Errors become messages and exit codes here."""
+"""The ``stylefw`` command: recipe, resume, validate, list, plugins, check, estimate, score, and the plugins'
+commands (the VGG plugin's ``weights``). Errors become messages and exit codes here."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
 from .cli_check import add_check_command
+from .cli_estimate import add_estimate_command, budget_argument
 from .errors import PluginError, StylefwError
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ def _builtin_commands(commands: Any) -> None:
     plugins.set_defaults(handler=cmd_plugins)
 
     add_check_command(commands)
+    add_estimate_command(commands, _recipe_arguments)
+    budget_argument(recipe, "refuse to start (exit 2) when the estimated peak memory is over this, such as 24GB; "
+                            "see stylefw estimate")
 
     score = commands.add_parser("score", help="how stylised an output is and how much of the content it keeps")
     score.add_argument("image", metavar="OUTPUT", help="the stylised image to score (it is never modified)")
@@ -158,6 +162,10 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
     path = find_recipe(args.recipe)
     recipe = load_recipe(path, overrides_from(args), defaults={"output": str(Path.cwd() / f"{path.stem}.png")})
+    if args.budget:
+        from .estimate import check_budget, parse_bytes
+
+        check_budget(recipe, parse_bytes(args.budget))
     with _renderer(args, recipe.total_steps) as renderer:
         result = run(recipe, on_event=renderer, on_download=renderer.download, debug=args.debug)
     return _report_run(args, result)

@@ -17,7 +17,7 @@ from .errors import ImageError, UserError
 from .paths import PathProblem, existing_file
 from .scales import shape_at
 
-__all__ = ["cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "image_writer",
+__all__ = ["cache_root", "cache_dir", "fetch", "load_image", "resize_long_edge", "to_tensor", "to_pil", "save_image", "image_writer",
            "write_json", "json_writer", "write_atomic", "write_all"]
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -26,10 +26,15 @@ Progress = Callable[[int, int | None], None]
 Writer = Callable[[Any], Any]  # writes a file's bytes to an open binary handle
 
 
-def cache_dir() -> Path:
-    """Where downloaded images are kept: ``$STYLEFW_CACHE`` or ``~/.cache/stylefw``."""
+def cache_root() -> Path:
+    """stylefw's user cache: ``$STYLEFW_CACHE``, or ``stylefw`` in ``$XDG_CACHE_HOME`` (``~/.cache``)."""
     base = os.environ.get("STYLEFW_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stylefw"
-    return Path(base) / "images"
+    return Path(base)
+
+
+def cache_dir() -> Path:
+    """Where downloaded images are kept: ``images`` in :func:`cache_root`."""
+    return cache_root() / "images"
 
 
 def fetch(url: str, *, progress: Progress | None = None) -> Path:
