@@ -7,8 +7,8 @@ from two short runs of the recipe's own work (backbone, losses, optimizer, ``mem
 set size ``getrusage`` reports; on a GPU, in this process, where it is ``torch.cuda.max_memory_allocated``.
 The measurements are cached under the user cache folder, keyed by the work, the device and the versions.
 
-Below about 512 px the CPU's peak does not follow one line (the allocator keeps small blocks differently:
-BENCHMARKS.md), so pictures smaller than the calibration are predicted high, never low.
+Below about 512 px the CPU's peak bends away from that line (the allocator keeps small blocks differently),
+and a prediction there is a few percent off either way: BENCHMARKS.md.
 """
 
 from __future__ import annotations
