@@ -61,7 +61,9 @@ class Calibration:
     def pixels_within(self, budget: float) -> float:
         """The most pixels whose predicted peak stays within ``budget`` bytes (0 when not even the base fits)."""
         base, per_pixel = self._line(self.peaks)
-        return max(budget - base, 0.0) / per_pixel if per_pixel else math.inf
+        if budget <= base:
+            return 0.0
+        return (budget - base) / per_pixel if per_pixel else math.inf
 
 
 @dataclass(frozen=True)
