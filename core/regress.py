@@ -52,8 +52,8 @@ DEFAULT_TOLERANCE = {"initial": 2.0e-6, "trace": 1.0e-2, "image": 1.0}
 SIZE, MULTI_SIZE, MULTI_MIN_SIZE, STEPS = 48, 64, 32, 4
 # L-BFGS evaluates up to max_iter times per step; capped so that a check stays near a second
 LBFGS_MAX_ITER = 5
-# what a check never does, whatever the recipe says: write files, or score with other weights
-QUIET = {"save_every": 0, "checkpoint_every": 0, "score": False, "color": "none"}
+# what a check never does, whatever the recipe says: write files, or score the picture
+QUIET = {"save_every": 0, "checkpoint_every": 0, "score": False}
 
 
 # the keys a golden of this format holds, and their JSON kinds
@@ -118,6 +118,11 @@ def read_golden(path: Path) -> dict[str, Any]:
     if missing:
         raise GoldenError(f"the golden lacks {', '.join(missing)}, or holds the wrong kind of value there",
                           context=str(path), hint=rerecord)
+    try:
+        decode_png(golden["image"])
+    except (ValueError, OSError) as exc:  # not base64 (binascii.Error), or not a PNG (UnidentifiedImageError)
+        raise GoldenError(f"the golden's picture is damaged ({type(exc).__name__})", context=str(path),
+                          hint=rerecord) from None
     tolerance = golden["tolerance"]
     wrong = [f"tolerance.{key}" for key in DEFAULT_TOLERANCE
              if isinstance(tolerance.get(key), bool) or not isinstance(tolerance.get(key), (int, float))
