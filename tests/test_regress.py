@@ -1,4 +1,10 @@
-"""Recipe regression tests for users: the pytest plugin (run through ``pytester``) and ``stylefw check``."""
+"""Recipe regression tests for users: the pytest plugin (run through ``pytester``) and ``stylefw check``.
+
+pytest runs in a subprocess here, as a user's does. Run inside this process, the inner runs share its
+imported modules and cached plugin registry, and after test_golden.py had been collected one of them no
+longer resolved a weights file against the recipe's folder: an artefact of the in-process runs, not of
+the plugin.
+"""
 
 from __future__ import annotations
 
@@ -53,12 +59,12 @@ def recipes(pytester) -> Path:
 
 
 def record(pytester) -> pytest.RunResult:
-    return pytester.runpytest("--stylefw-recipes", "recipes", "--stylefw-record")
+    return pytester.runpytest_subprocess("--stylefw-recipes", "recipes", "--stylefw-record")
 
 
 def test_without_being_asked_the_plugin_collects_nothing(pytester, recipes):
     record(pytester).assert_outcomes(passed=1)
-    pytester.runpytest().assert_outcomes()  # a golden is there, but nobody asked for recipes
+    pytester.runpytest_subprocess().assert_outcomes()  # a golden is there, but nobody asked for recipes
 
 
 def test_recording_writes_the_golden_and_says_so(pytester, recipes):
@@ -77,7 +83,7 @@ def test_recording_writes_the_golden_and_says_so(pytester, recipes):
 
 def test_a_recipe_that_still_matches_passes(pytester, recipes):
     record(pytester)
-    result = pytester.runpytest("--stylefw-recipes", "recipes", "-v")
+    result = pytester.runpytest_subprocess("--stylefw-recipes", "recipes", "-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*recipes/look.yaml::look.yaml PASSED*"])
 
@@ -85,7 +91,7 @@ def test_a_recipe_that_still_matches_passes(pytester, recipes):
 def test_a_drifted_trace_fails_with_the_step_a_table_the_versions_and_the_pictures(pytester, recipes):
     record(pytester)
     write_recipe(recipes, style_weight=15.0)  # the style weight 1.5x
-    result = pytester.runpytest("--stylefw-recipes", "recipes")
+    result = pytester.runpytest_subprocess("--stylefw-recipes", "recipes")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*look.yaml: the loss trace leaves its tolerance at the noise image*",
@@ -108,7 +114,7 @@ def test_a_drifted_picture_fails_on_the_picture(pytester, recipes):
     picture[:, :24] = 255 - picture[:, :24]  # the left half inverted, the losses untouched
     golden["image"] = encode(Image.fromarray(picture))
     path.write_text(json.dumps(golden))
-    result = pytester.runpytest("--stylefw-recipes", "recipes")
+    result = pytester.runpytest_subprocess("--stylefw-recipes", "recipes")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*look.yaml: the final picture is off by * grey levels*",
                                  "*the final picture has a mean difference of * grey levels (allowed 1.0)*"])
@@ -120,26 +126,26 @@ def test_re_recording_says_what_changed(pytester, recipes):
     write_recipe(recipes, style_weight=15.0)
     result = record(pytester)
     result.stdout.fnmatch_lines(["*look.yaml: last total * -> * (+*%), picture moved by * grey levels; same versions*"])
-    pytester.runpytest("--stylefw-recipes", "recipes").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("--stylefw-recipes", "recipes").assert_outcomes(passed=1)
 
 
 def test_a_golden_may_loosen_its_own_tolerances(pytester, recipes):
     record(pytester)
     write_recipe(recipes, style_weight=10.2)  # 2% more style
-    pytester.runpytest("--stylefw-recipes", "recipes").assert_outcomes(failed=1)
+    pytester.runpytest_subprocess("--stylefw-recipes", "recipes").assert_outcomes(failed=1)
     path = recipes / "look.golden.json"
     golden = json.loads(path.read_text())
     path.write_text(json.dumps({**golden, "tolerance": {"initial": 0.05, "trace": 0.05, "image": 5.0}}))
-    pytester.runpytest("--stylefw-recipes", "recipes").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("--stylefw-recipes", "recipes").assert_outcomes(passed=1)
 
 
 def test_the_ini_folders_are_added_only_when_pytest_is_given_no_paths(pytester, recipes):
     record(pytester)
     pytester.makeini("[pytest]\nstylefw_recipes = recipes\n")
     pytester.makepyfile(test_other="def test_other():\n    pass\n")
-    pytester.runpytest().assert_outcomes(passed=2)
-    pytester.runpytest("test_other.py").assert_outcomes(passed=1)
-    pytester.runpytest("recipes").assert_outcomes(passed=1)  # a path inside the folder still collects its recipes
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)
+    pytester.runpytest_subprocess("test_other.py").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("recipes").assert_outcomes(passed=1)  # a path inside the folder still collects its recipes
 
 
 def test_a_missing_weights_file_is_skipped_naming_it(pytester, recipes):
@@ -149,7 +155,7 @@ def test_a_missing_weights_file_is_skipped_naming_it(pytester, recipes):
     write_recipe(recipes, weights="first3.pth")
     record(pytester).assert_outcomes(passed=1)
     weights.unlink()
-    result = pytester.runpytest("--stylefw-recipes", "recipes", "-rs")
+    result = pytester.runpytest_subprocess("--stylefw-recipes", "recipes", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines([f"*file {weights} is missing*"])
 
@@ -158,7 +164,7 @@ def test_a_golden_from_a_future_format_is_a_clear_error(pytester, recipes):
     record(pytester)
     path = recipes / "look.golden.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "format": FORMAT + 1}))
-    result = pytester.runpytest("--stylefw-recipes", "recipes")
+    result = pytester.runpytest_subprocess("--stylefw-recipes", "recipes")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*look.golden.json: golden format {FORMAT + 1}; this stylefw * reads format {FORMAT}*",
                                  "*hint: upgrade stylefw to check it*"])
