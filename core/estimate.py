@@ -159,8 +159,7 @@ def calibrate(recipe: Any, device: str, *, recalibrate: bool, edges: tuple[int, 
 
 def measure(recipe: Any, edge: int, device: str) -> tuple[int, int, float]:
     """(pixels, peak bytes, median seconds per step) of a short run of ``recipe``'s work at long edge ``edge``."""
-    data = {key: value for key, value in recipe.data.items() if key not in UNRELATED}
-    data.update(size=edge, steps=CALIBRATION_STEPS, device=device)
+    data = {**work(recipe), "size": edge, "steps": CALIBRATION_STEPS, "device": device}
     if device.startswith("cuda"):
         return _measure_here(data)
     done = subprocess.run([sys.executable, "-m", "stylefw.estimate_run"], input=json.dumps(data), text=True,
@@ -170,6 +169,11 @@ def measure(recipe: Any, edge: int, device: str) -> tuple[int, int, float]:
                         context=recipe.source or "recipe", hint="check that the recipe runs: stylefw recipe ...")
     pixels, peak, seconds = done.stdout.split()[-3:]
     return int(pixels), int(peak), float(seconds)
+
+
+def work(recipe: Any) -> dict[str, Any]:
+    """The recipe's keys that decide a step's memory and time: backbone, losses, optimizer, memory, style_scale."""
+    return {key: value for key, value in recipe.data.items() if key not in UNRELATED}
 
 
 def _measure_here(data: dict[str, Any]) -> tuple[int, int, float]:
@@ -191,12 +195,11 @@ def _cache_file(recipe: Any, device: str, edges: tuple[int, int]) -> Path:
     from . import __version__
     from .image import cache_root
 
-    work = {key: value for key, value in recipe.data.items() if key not in UNRELATED}
     where = {"device": device, "torch": torch.__version__, "stylefw": __version__, "python": platform.python_version(),
              "threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability(),
              "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
              "edges": edges, "steps": CALIBRATION_STEPS}
-    key = hashlib.sha256(json.dumps([work, where], sort_keys=True, default=str).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([work(recipe), where], sort_keys=True, default=str).encode()).hexdigest()[:20]
     return cache_root() / "estimates" / f"{key}.json"
 
 
