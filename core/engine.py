@@ -22,8 +22,8 @@ from .scales import shape_at
 
 # Term, Step and Targets live in contracts.py; they are imported here too, where 0.1 plugins found them
 __all__ = ["Term", "Step", "Targets", "Evaluated", "select_device", "open_inputs", "load_inputs", "style_edge",
-           "min_input_size", "build_backbone", "receptive_fields", "build_losses", "target_layers", "compute_targets", "initial_image",
-           "optimise"]
+           "min_input_size", "build_backbone", "receptive_fields", "build_losses", "target_layers", "compute_targets",
+           "initial_image", "optimise"]
 
 
 @dataclass(frozen=True, eq=False)

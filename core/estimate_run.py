@@ -30,8 +30,8 @@ def short_run(data: dict[str, Any]) -> tuple[int, float]:
             Image.fromarray(rng.integers(0, 256, (384, 512, 3), dtype=np.uint8)).save(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = stylefw.run({**data, "content": paths[0], "style": paths[1]}, save=False,
-                                 on_event=lambda event: stamps.append(event.elapsed) if isinstance(event, StepEvent) else None)
+            stamp = lambda event: stamps.append(event.elapsed) if isinstance(event, StepEvent) else None  # noqa: E731
+            result = stylefw.run({**data, "content": paths[0], "style": paths[1]}, save=False, on_event=stamp)
     times = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
     return result.tensor.shape[-2] * result.tensor.shape[-1], statistics.median(times)
 

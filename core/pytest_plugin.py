@@ -7,8 +7,9 @@ asked to collect, with ``--stylefw-recipes DIR`` or ``stylefw_recipes = DIR`` in
     pytest --stylefw-recipes recipes --stylefw-record   # record them all, and print what changed
 
 The ini setting adds its folders only when pytest is run without paths of its own (``pytest``, not
-``pytest tests/test_x.py``), so a test file can still be run alone; ``pytest recipes`` checks them. Recording also happens with the environment
-variable ``STYLEFW_RECORD_GOLDEN=1``. Imports nothing heavy until a recipe item runs.
+``pytest tests/test_x.py``), so a test file can still be run alone; ``pytest recipes`` checks them.
+Recording also happens with the environment variable ``STYLEFW_RECORD_GOLDEN=1``. Imports nothing heavy
+until a recipe item runs.
 """
 
 from __future__ import annotations

@@ -88,16 +88,16 @@ def _table(steps: list[tuple[dict | None, dict | None]], departure: int, toleran
         for key in dict.fromkeys([*want, *got]):
             expected, actual = want.get(key), got.get(key)
             if expected is None or actual is None:
-                rows.append(f"  {label:>5}  {key:12}  {_number(expected):>12}  {_number(actual):>12}  {'new' if expected is None else 'gone':>9}  <")
-                continue
-            off = abs(actual - expected) > allowed
-            rows.append(f"  {label:>5}  {key:12}  {expected:12.6g}  {actual:12.6g}  {_percent(actual - expected, want['total']):>9}"
-                        + ("  <" if off else ""))
+                off_by, marked = ("new" if expected is None else "gone"), True
+            else:
+                off_by, marked = _percent(actual - expected, want["total"]), abs(actual - expected) > allowed
+            rows.append(f"  {label:>5}  {key:12}  {_number(expected):>12}  {_number(actual):>12}  {off_by:>9}"
+                        + ("  <" if marked else ""))
     return rows
 
 
 def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
+    return "-" if value is None else f"{value:12.6g}"
 
 
 def _percent(difference: float, total: float) -> str:
