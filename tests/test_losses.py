@@ -127,3 +127,12 @@ def test_total_variation_is_zero_for_a_constant_image_and_counts_edges():
     edge = torch.zeros(1, 1, 4, 4)
     edge[..., 2:] = 1.0  # one vertical edge: 4 of the 12 horizontal neighbour pairs differ by 1
     assert float(tv({}, edge)) == pytest.approx(4 / 12)
+
+
+def test_grams_one_matmul_backward_is_the_true_gradient():
+    from stylefw.plugins.losses import gram
+
+    features = torch.rand(2, 5, 6, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram, (features,))
+    flat = features.detach().reshape(2, 5, 42)
+    assert torch.allclose(gram(features), flat @ flat.transpose(1, 2) / (5 * 42))
