@@ -24,7 +24,8 @@ def failure_report(recipe: Path, golden: Mapping[str, Any], run: Mapping[str, An
     tolerance = golden["tolerance"]
     steps = _steps(golden, run)
     departure = first_departure(steps, tolerance)
-    difference = image_difference(decode_png(golden["image"]), decode_png(run["image"]))
+    expected, actual = decode_png(golden["image"]), decode_png(run["image"])
+    difference = image_difference(expected, actual)
     picture_off = difference is None or difference > tolerance["image"]
     if departure is None and not picture_off:
         return "", ""
@@ -34,11 +35,15 @@ def failure_report(recipe: Path, golden: Mapping[str, Any], run: Mapping[str, An
         reasons.append(f"the loss trace leaves its tolerance at {where}")
         lines += [f"the loss trace leaves its tolerance at {where} (allowed: {_allowed(departure, tolerance)})",
                   *_table(steps, departure, tolerance)]
-    sheet = _write_sheet(golden, run, failures / f"{recipe.stem}.png")
-    if picture_off:
-        found = "a different size" if difference is None else f"a mean difference of {difference:.2f} grey levels"
-        reasons.append(f"the final picture is off by {found.removeprefix('a mean difference of ')}")
-        lines.append(f"the final picture has {found} (allowed {tolerance['image']})")
+    sheet = _write_sheet(expected, actual, failures / f"{recipe.stem}.png")
+    if difference is None:
+        reasons.append("the final picture has a different size")
+        lines.append(f"the final picture is {actual.width}×{actual.height} px, the golden's "
+                     f"{expected.width}×{expected.height} px")
+    elif picture_off:
+        reasons.append(f"the final picture is off by {difference:.2f} grey levels")
+        lines.append(f"the final picture has a mean difference of {difference:.2f} grey levels "
+                     f"(allowed {tolerance['image']})")
     lines.append(f"expected | actual | difference (x{AMPLIFY}): {sheet}")
     then, now = golden.get("versions", {}), versions()
     lines += ([f"versions, as recorded: {_versions(now)}"] if then == now else
@@ -112,9 +117,8 @@ def image_difference(expected: Image.Image, actual: Image.Image) -> float | None
     return float(np.abs(np.asarray(expected, np.int16) - np.asarray(actual, np.int16)).mean())
 
 
-def _write_sheet(golden: Mapping[str, Any], run: Mapping[str, Any], path: Path) -> Path:
+def _write_sheet(expected: Image.Image, actual: Image.Image, path: Path) -> Path:
     """expected | actual | amplified difference, enlarged to be seen, written to ``path``."""
-    expected, actual = decode_png(golden["image"]), decode_png(run["image"])
     scale = max(1, PANEL_WIDTH // max(expected.width, actual.width))
     panels = [expected, actual]
     if expected.size == actual.size:
