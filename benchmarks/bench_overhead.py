@@ -1,12 +1,13 @@
 """stylefw.run's time per step against a hand-written PyTorch loop doing the same work, in one process.
 
-    python benchmarks/bench_overhead.py [--size 256] [--steps 12] [--rounds 5] [--device cpu]
+    python benchmarks/bench_overhead.py [--size 256] [--steps 12] [--rounds 5] [--device cpu] [--precision bf16]
 
 Both optimise a 4:3 image with VGG-19 (random weights: a convolution's speed does not depend on its
 values) against vangogh.yaml's losses (content at relu4_2, Gram at relu1_1 to relu5_1 with relative
 normalisation, total variation) with Adam, clamping the image into [0, 1] after each step. The hand loop
 keeps each step's loss tensor as a user would; stylefw also runs its event system (trace, plugin hooks).
-Rounds alternate between the two, and each round's median step time is compared.
+Rounds alternate between the two, and each round's median step time is compared. ``--precision`` is
+stylefw's (``bf16``: the backbone under bf16 autocast); the hand loop stays in float32.
 """
 
 from __future__ import annotations
@@ -95,12 +96,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     device = select_device(args.device)
     with tempfile.TemporaryDirectory() as folder:
         content_path, style_path = write_inputs(Path(folder), args.size)
-        data = recipe(content_path, style_path, args.size, args.steps, str(device))
+        data = {**recipe(content_path, style_path, args.size, args.steps, str(device)), "precision": args.precision}
         from stylefw.image import load_image, to_tensor
 
         content = to_tensor(load_image(content_path)).to(device)
@@ -110,7 +112,8 @@ def main() -> None:
             framework.append(statistics.median(framework_steps(data)))
             hand.append(statistics.median(hand_steps(content, style, args.steps)))
             ratios.append(framework[-1] / hand[-1])
-    print(f"{args.size} px on {device}, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps")
+    print(f"{args.size} px on {device}, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps, "
+          f"stylefw in {args.precision}, the hand loop in fp32")
     print(f"stylefw: median {statistics.median(framework) * 1000:.0f} ms/step; hand loop: median "
           f"{statistics.median(hand) * 1000:.0f} ms/step")
     print(f"ratio stylefw / hand: median {statistics.median(ratios):.3f} (rounds: "

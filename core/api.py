@@ -19,6 +19,7 @@ from .checkpoint import (changed_inputs, changed_keys, checkpoint_path, input_di
 from .contracts import FAILED, INTERRUPTED, OnEvent, RunControl, RunEnd, Step, StepEvent, Stop
 from .errors import StylefwWarning, UserError
 from .engine import build_backbone, build_losses, open_inputs, select_device
+from .precision import matmul_precision
 from .events import PluginHooks, SignalStop, Snapshots, StepCallback, Trace, broadcast
 from .image import image_writer, json_writer, to_pil, write_all
 from .plugin_manager import plugin_infos
@@ -185,7 +186,7 @@ def _execute(recipe: Recipe, registry: Registry, saved: Mapping[str, Any] | None
     writer = _checkpoint_writer(recipe, ckpt, trace, signals) if ckpt is not None else None
     staged = StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
                        styles=styles, emit=emit, control=control, every=trace.every, checkpoint=writer, resume=saved)
-    with signals:
+    with signals, matmul_precision(recipe.precision):
         outcome = staged.run()
         with signals.saving():
             result = _result(recipe, registry, str(device), outcome, tuple(trace.flush()))
@@ -240,7 +241,9 @@ def _score(recipe: Recipe, registry: Registry, output: torch.Tensor, content: to
     """``stylefw score`` of the finished image, with the run's own backbone built whole (not truncated)."""
     from .score import score_metadata
 
-    backbone = build_backbone(recipe, registry, output.device, cut=False)
+    # in float32 and eager whatever the run's settings: a score must not depend on how the picture was made
+    plain = dataclasses.replace(recipe, precision="fp32", compile=False)
+    backbone = build_backbone(plain, registry, output.device, cut=False)
     return score_metadata(output, content, styles, backbone, style_weights=blend,
                           backbone_spec=recipe.data["backbone"])
 

@@ -28,7 +28,7 @@ __all__ = ["FORMAT", "UNCHECKED", "checkpoint_path", "recipe_digest", "input_dig
 FORMAT = "stylefw-checkpoint"
 # keys that change where or how often files are written, or how much memory a step holds, never a pixel: a
 # resume may change them freely
-UNCHECKED = ("checkpoint_every", "save_every", "memory")
+UNCHECKED = ("checkpoint_every", "save_every", "memory", "tile")
 HINT = "start the run again with 'stylefw recipe'"
 REQUIRED = ("recipe", "recipe_sha256", "inputs", "trace", "stage", "step", "done", "project", "warned", "elapsed",
             "image", "optimizer", "scheduler", "average", "rng")

@@ -43,7 +43,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return 0
     for stage in found.stages:
         height, width = stage.shape
-        print(f"stage {stage.index}/{len(found.stages)}  {width}×{height} px  {stage.steps} steps  "
+        tiles = f"  in {stage.tiles} tiles" if stage.tiles > 1 else ""
+        print(f"stage {stage.index}/{len(found.stages)}  {width}×{height} px{tiles}  {stage.steps} steps  "
               f"peak {show_bytes(stage.peak_bytes)}  {stage.seconds_per_step:.2f} s/step")
     largest = max(found.stages, key=lambda stage: stage.peak_bytes)
     verdict = "fits" if found.peak_bytes <= found.budget else "does NOT fit"

@@ -73,6 +73,9 @@ class Targets:
     content: Mapping[str, torch.Tensor]
     styles: Sequence[tuple[Mapping[str, torch.Tensor], float]] = field(default_factory=list)
     layer_factors: Mapping[str, float] = field(default_factory=dict)
+    # a tiled run's style images too large for one pass: a ``global`` loss's own statistics of each, summed
+    # over its tiles, with its blend weight (those styles are then not in ``styles``)
+    style_statistics: Sequence[tuple[Mapping[str, torch.Tensor], float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,8 @@ class Backbone(Protocol):
     Input normalisation belongs inside it. It may have ``truncate(layer)``, which the engine calls with the
     deepest layer a recipe reads so that the rest can be dropped, and ``receptive_field(layer)``, how many
     input pixels across one feature of that layer sees, which a multi-scale run's ``layer_fade`` needs.
-    The engine freezes it and puts it in eval mode, so its factory need not.
+    A tiled run (``tile``) also needs ``stride(layer)``, how many input pixels one step across that layer's
+    feature map is. The engine freezes it and puts it in eval mode, so its factory need not.
     """
 
     @property
@@ -248,6 +252,21 @@ class Loss(Protocol):
     It may say which images it compares against with ``reads``, a tuple of ``"content"`` and ``"styles"``
     (``tv`` reads neither): each image's features are then computed only at the layers of the losses that
     read it. A loss without ``reads`` gets both, at its layers.
+
+    A loss that reads layers takes part in a tiled run (the recipe's ``tile``) only if it says how it tiles
+    with ``tiling``; a recipe that tiles with a loss that does not say is refused, naming it. Its methods
+    are given a tile's ``features`` (the tile's own region, at each layer), the tile's ``image`` and the
+    ``tile``, whose ``region(layer, whole)`` cuts the same region out of a map of the whole picture at
+    ``layer``, such as a content target. A loss that reads no layers sees the whole picture, as always.
+
+    - ``tiling = "local"``: the loss is a sum over positions. ``share(features, image, tile)`` returns its
+      sum over the tile's region; the shares of a picture's tiles add up to its loss (``content``).
+    - ``tiling = "global"``: the loss is a function of statistics that add up over positions.
+      ``statistics(features, image, tile)`` returns them, a mapping of name to tensor, and
+      ``from_statistics(summed)`` the loss from their sums over a picture's tiles (``gram``: each layer's
+      F·Fᵀ and its count of positions; ``w2``: the sums of F and of F·Fᵀ). A style image larger than one tile
+      then reaches ``prepare`` as ``targets.style_statistics``, its statistics summed over its tiles with
+      its blend weight, instead of in ``targets.styles``.
     """
 
     @property
@@ -258,7 +277,8 @@ class Loss(Protocol):
         """Keep what it compares against from ``targets``: detached features of the content and of each style.
 
         ``targets.content`` maps each layer to the content image's features; ``targets.styles`` holds one
-        (features by layer, blend weight) pair per style image, the blend weights summing to 1. A style
+        (features by layer, blend weight) pair per style image, the blend weights summing to 1 (with those in
+        ``targets.style_statistics``, in a tiled run of ``global`` losses). A style
         loss also scales its layer weights by ``targets.layer_factors``; ``faded_weights`` in
         ``stylefw.plugins.losses`` does that the way the built-in ones do.
         """

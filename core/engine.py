@@ -15,10 +15,12 @@ from .errors import ImageError, InternalError, PluginBugError, Problem, RecipeEr
 from .faults import GuardedLoss, call_plugin
 from .image import fetch, load_image, resize_long_edge, to_tensor
 from .layers import deepest
+from .precision import compiled, with_precision
 from .preflight import BUILT_HINT
 from .recipe import ImageRef, Recipe
 from .registry import Registry, default_registry
 from .scales import shape_at
+from .tiling import Grid, tiled_step
 
 # Term, Step and Targets live in contracts.py; they are imported here too, where 0.1 plugins found them
 __all__ = ["Term", "Step", "Targets", "Evaluated", "select_device", "open_inputs", "load_inputs", "style_edge",
@@ -122,7 +124,8 @@ def _open(ref: ImageRef, key: str, on_download: Callable | None):
 
 
 def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, cut: bool = True) -> torch.nn.Module:
-    """The recipe's backbone, frozen, in eval mode, and with ``cut`` cut after the deepest layer any loss reads."""
+    """The recipe's backbone, frozen, in eval mode, with ``cut`` cut after the deepest layer any loss reads, and
+    run as the recipe's ``memory``, ``compile`` and ``precision`` say."""
     entry = registry.get("backbone", recipe.backbone.name)
     try:
         backbone = call_plugin(registry.manager, entry, entry.factory, **recipe.backbone.options)
@@ -136,7 +139,8 @@ def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, 
         backbone.truncate(last)
     if recipe.memory == "checkpoint":  # validation made sure the backbone has the switch
         backbone.checkpointing = True
-    return backbone.requires_grad_(False).eval().to(device)
+    backbone = backbone.requires_grad_(False).eval().to(device)
+    return with_precision(compiled(backbone) if recipe.compile else backbone, recipe.precision)
 
 
 def receptive_fields(backbone: Any, layers: list[str], name: str) -> dict[str, float] | None:
@@ -205,7 +209,8 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
 
 def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], labels: list[str],
              optimizer: torch.optim.Optimizer, steps: int, layers: list[str], *,
-             scheduler: Any = None, first: int = 1, project: bool | None = None) -> Iterator[Evaluated]:
+             scheduler: Any = None, first: int = 1, project: bool | None = None,
+             grid: Grid | None = None) -> Iterator[Evaluated]:
     """Step ``optimizer`` on ``image`` from step ``first`` to ``steps``, yielding what each step evaluated.
 
     Nothing here waits for the device: the losses stay tensors until a subscriber reads them.
@@ -217,6 +222,8 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
     contradict the curvature history it builds; pixels past the box then simply stop pulling. The choice
     is made once, at the first step: a converged L-BFGS step evaluates once too, and must not be projected.
     A resumed stage passes the choice its first step made as ``project``.
+
+    With a ``grid``, each evaluation computes the same gradient tile by tile (``stylefw.tiling``).
     """
     for number in range(first, steps + 1):
         values: list[torch.Tensor] = []
@@ -225,10 +232,14 @@ def optimise(image: torch.Tensor, backbone, losses: list, weights: list[float], 
         def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
             pixels = image.clamp(0, 1)
-            features = backbone(pixels, layers) if layers else {}
-            values[:] = [loss(features, pixels) for loss in losses]
-            total = sum(weight * value for weight, value in zip(weights, values))
-            total.backward()
+            if grid is None:
+                features = backbone(pixels, layers) if layers else {}
+                values[:] = [loss(features, pixels) for loss in losses]
+                total = sum(weight * value for weight, value in zip(weights, values))
+                total.backward()
+            else:  # backpropagated already, tile by tile
+                values[:] = tiled_step(pixels, backbone, losses, weights, grid)
+                total = sum(weight * value for weight, value in zip(weights, values))
             totals.append(total)
             return total
 

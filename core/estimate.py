@@ -32,7 +32,13 @@ CALIBRATION_EDGES = (512, 768)  # where the CPU's peak grows on one line (module
 CALIBRATION_STEPS = 3
 # what a run's memory and speed do not depend on: where it reads and writes, how long it runs, its colours
 UNRELATED = ("content", "style", "size", "steps", "scales", "min_size", "layer_fade", "average", "init", "seed",
-             "output", "save_every", "checkpoint_every", "color", "score")
+             "output", "save_every", "checkpoint_every", "color", "score", "tile")
+# bytes a pixel of the whole picture holds in a tiled step: a dozen 3-channel float32 copies (the image, its
+# clamp, its gradient and the tiles' sum of it, Adam's two moments, the guard's copy, the average, the inputs at
+# the stage's size) and the content targets at relu4_2 (512 channels at stride 8: 32 bytes a pixel)
+PICTURE_BYTES = 12 * 3 * 4 + 32
+# of the free memory, what tile: auto plans to use: the allocator and the rest of the process need some
+AUTO_SHARE = 0.8
 UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
@@ -74,6 +80,8 @@ class StageEstimate:
     steps: int
     peak_bytes: int
     seconds_per_step: float
+    tiles: int = 1
+    tile_pixels: int = 0  # the largest tile's, margin included (the whole picture's when it is one tile)
 
 
 @dataclass(frozen=True)
@@ -113,17 +121,50 @@ def estimate(recipe: Any, *, budget: int | None = None, recalibrate: bool = Fals
     device = select_device(recipe.device)
     calibration = calibrate(recipe, str(device), recalibrate=recalibrate, edges=edges or CALIBRATION_EDGES)
     content, _ = open_inputs(recipe)
-    stages = tuple(StageEstimate(stage.index, stage.size, stage.shape, stage.steps,
-                                 round(calibration.peak(stage.pixels)), calibration.step_seconds(stage.pixels))
-                   for stage in plan_stages(recipe, content.size))
+    planned = plan_stages(recipe, content.size)
     budget = free_memory(device) if budget is None else budget
+    tiler = _tiler(recipe, device, planned, budget) if recipe.tile is not None else None
+    stages = tuple(_stage(calibration, stage, tiler) for stage in planned)
     pixels = calibration.pixels_within(budget)
+    if tiler is not None:  # the tiles' activations stay the same; the whole picture's buffers grow
+        pixels = max(budget - calibration.peak(max(stage.tile_pixels for stage in stages)), 0) / PICTURE_BYTES
     width, height = content.size
     # the long edge whose picture, at the content's proportions, has at most that many pixels
     largest = math.floor(math.sqrt(pixels * max(width, height) / min(width, height))) if pixels < math.inf else 16384
     while largest > 0 and math.prod(shape_at(width, height, largest)) > pixels:
         largest -= 1
     return Estimate(str(device), calibration, stages, budget, min(largest, 16384))
+
+
+def _tiler(recipe: Any, device: Any, stages: Any, budget: int) -> Any:
+    """How the run would cut its stages into tiles, with ``tile: auto`` sized to ``budget``."""
+    import warnings
+
+    from .engine import build_backbone, build_losses
+    from .registry import default_registry
+    from .tiling import auto_tile_size, make_tiler
+
+    registry = default_registry()
+    with warnings.catch_warnings():  # the run itself warns about random weights and the like
+        warnings.simplefilter("ignore")
+        backbone, losses = build_backbone(recipe, registry, device), build_losses(recipe, registry)
+    labels = [spec.label for spec in recipe.losses]
+    size = lambda margin: auto_tile_size(recipe, stages, device, margin, budget=int(budget * AUTO_SHARE))
+    return make_tiler(recipe.tile, backbone, recipe.backbone.name, losses, labels, recipe.source, size)
+
+
+def _stage(calibration: Calibration, stage: Any, tiler: Any) -> StageEstimate:
+    """One stage's peak and time: of the whole picture in one pass, or of its largest tile plus what the whole
+    picture holds, and every tile's time with a third more for the statistics pass (a forward without
+    gradients)."""
+    grid = tiler.grid(stage.shape) if tiler is not None else None
+    if grid is None:
+        return StageEstimate(stage.index, stage.size, stage.shape, stage.steps, round(calibration.peak(stage.pixels)),
+                             calibration.step_seconds(stage.pixels), 1, stage.pixels)
+    areas = [(bottom - top) * (right - left) for top, left, bottom, right in (tile.outer for tile in grid.tiles)]
+    return StageEstimate(stage.index, stage.size, stage.shape, stage.steps,
+                         round(calibration.peak(max(areas)) + PICTURE_BYTES * stage.pixels),
+                         sum(calibration.step_seconds(area) for area in areas) * 4 / 3, len(grid), max(areas))
 
 
 def check_budget(recipe: Any, budget: int) -> Estimate:

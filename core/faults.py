@@ -78,6 +78,15 @@ class GuardedLoss:
             raise bug_in(self.manager, self.entry, f"returned {type(value).__name__}, not a scalar tensor")
         return value
 
+    def share(self, features: Any, image: Any, tile: Any) -> Any:
+        return self._call(self.loss.share, features, image, tile)
+
+    def statistics(self, features: Any, image: Any, tile: Any) -> Any:
+        return self._call(self.loss.statistics, features, image, tile)
+
+    def from_statistics(self, statistics: Any) -> Any:
+        return self._call(self.loss.from_statistics, statistics)
+
     def _call(self, function: Callable, *args: Any) -> Any:
         return call_plugin(self.manager, self.entry, function, *args)
 

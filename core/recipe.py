@@ -25,6 +25,7 @@ __all__ = [
     "OptimizerSpec",
     "ScheduleSpec",
     "Recipe",
+    "TileSpec",
     "builtin_recipes",
     "is_url",
     "find_recipe",
@@ -104,6 +105,15 @@ class ColorSpec:
 
 
 @dataclass(frozen=True)
+class TileSpec:
+    """The recipe's ``tile``: the inner tiles' side in pixels, or ``auto`` (from the memory budget), and the margin
+    around each (None: the least that keeps the gradient exact)."""
+
+    size: int | str
+    margin: int | None = None
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A validated recipe; ``data`` gives the same recipe as a plain mapping, with defaults filled in."""
 
@@ -131,6 +141,12 @@ class Recipe:
     checkpoint_every: int = 0
     # keep: the backbone keeps its activations for the backward pass; checkpoint: it recomputes them
     memory: str = "keep"
+    # None: one pass over the picture; else the tiles it is cut into for an exact gradient (stylefw.tiling)
+    tile: TileSpec | None = None
+    # fp32 | tf32 | bf16: the backbone's arithmetic (stylefw.precision)
+    precision: str = "fp32"
+    # whether the backbone runs through torch.compile (once per picture or tile shape)
+    compile: bool = False
 
     @property
     def data(self) -> dict[str, Any]:
@@ -158,6 +174,9 @@ class Recipe:
             "save_every": self.save_every,
             "checkpoint_every": self.checkpoint_every,
             "memory": self.memory,
+            "tile": _tile_data(self.tile),
+            "precision": self.precision,
+            "compile": self.compile,
             "color": {key: value for key, value in dataclasses.asdict(self.color).items() if value is not None},
             "score": self.score,
         }
@@ -184,6 +203,14 @@ class Recipe:
         for loss in self.losses:
             seen.update(dict.fromkeys(loss.options.get("layers", ())))
         return list(seen)
+
+
+def _tile_data(spec: TileSpec | None) -> Any:
+    if spec is None:
+        return "off"
+    if spec.size == "auto" and spec.margin is None:
+        return "auto"
+    return {"size": spec.size, "margin": "auto" if spec.margin is None else spec.margin}
 
 
 def _image_dict(ref: ImageRef, *, weighted: bool = True) -> dict[str, Any]:

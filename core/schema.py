@@ -12,7 +12,7 @@ from typing import Any, Iterable
 from .checks import described
 from .color import COLOR_MODES, DEFAULT_METHOD, DEFAULT_SPACE, MATCH_METHODS, SWAP_SPACES
 from .errors import Problem
-from .recipe import ColorSpec, ImageRef, Recipe, IMAGE_SUFFIXES, is_url
+from .recipe import ColorSpec, ImageRef, Recipe, TileSpec, IMAGE_SUFFIXES, is_url
 from .paths import PathProblem, absolute, existing_file, url_problem
 from .registry import Registry
 from .scales import LAYER_FADE, ScaleSpec, Scales
@@ -43,10 +43,17 @@ DEFAULTS: dict[str, Any] = {
     "save_every": 0,
     "checkpoint_every": 0,
     "memory": "keep",
+    "tile": "off",
+    "precision": "fp32",
+    "compile": False,
     "color": {"mode": "none"},
     "score": False,
 }
 INITS = ("content", "noise", "style")
+# the backbone's arithmetic (stylefw.precision, which imports torch: these are its values, kept here)
+PRECISIONS = ("fp32", "tf32", "bf16")
+FP16_REFUSAL = ("fp16 is not supported: the unnormalised Gram sums of a large picture overflow its largest value, "
+                "65504; use bf16, which has fp32's range")
 MEMORY = ("keep", "checkpoint")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda|cuda:\d+)$")
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -123,6 +130,9 @@ class _Checker(PluginSections):
             if not hasattr(factory, "checkpointing"):  # the backbone's own switch: only it knows its segments
                 self.add("memory", f"backbone '{backbone.name}' cannot recompute its activations (it has no "
                                    "'checkpointing' switch); use memory: keep")
+        tile = self.tile(values["tile"], backbone)
+        precision = self.precision(values["precision"])
+        compile_ = self.boolean("compile", values["compile"])
         output = self.output(values["output"], [content] + list(styles or []))
         color = self.color(values["color"])
         score = self.boolean("score", values["score"])
@@ -140,7 +150,39 @@ class _Checker(PluginSections):
                       losses=tuple(losses), optimizer=optimizer, steps=steps, init=init, seed=seed, device=device,
                       output=output, save_every=save_every, color=color, score=score, source=source, scales=scales,
                       min_size=min_size, average=average, layer_fade=layer_fade,
-                      checkpoint_every=checkpoint_every, memory=memory)
+                      checkpoint_every=checkpoint_every, memory=memory, tile=tile,
+                      precision=precision, compile=compile_)
+
+    def precision(self, value: Any) -> str | None:
+        if value in ("fp16", "float16", "half"):
+            self.add("precision", FP16_REFUSAL)
+            return None
+        return self.choice("precision", value, PRECISIONS)
+
+    def tile(self, value: Any, backbone: Any) -> TileSpec | None:
+        """``off`` (None), ``auto``, or ``{size: PIXELS, margin: PIXELS | auto}``: cut each stage into tiles."""
+        if value is False or value == "off" or value is None:
+            return None
+        if value == "auto":
+            spec = TileSpec("auto")
+        elif isinstance(value, dict):
+            self.unknown_keys("tile", value, ["size", "margin"])
+            size = value.get("size", "auto")
+            size = "auto" if size == "auto" else self.integer("tile.size", size, 64, 16384)
+            margin = value.get("margin", "auto")
+            margin = None if margin == "auto" else self.integer("tile.margin", margin, 0, 16384)
+            if size is None or (margin is None and value.get("margin", "auto") != "auto"):
+                return None
+            spec = TileSpec(size, margin)
+        else:
+            self.add("tile", f"expected off, auto or {{size: 512}}, got {described(value)}")
+            return None
+        if backbone is not None:
+            factory = self.registry.get("backbone", backbone.name).factory
+            if not (hasattr(factory, "stride") and hasattr(factory, "receptive_field")):
+                self.add("tile", f"backbone '{backbone.name}' does not say its layers' stride and receptive_field, "
+                                 "which exact tiles need; use tile: off")
+        return spec
 
     def layer_fade(self, value: Any) -> tuple[float, float] | None:
         """``off`` (None), or [full, none]: the spans of the short side where a style layer starts and ends fading."""

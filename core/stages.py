@@ -26,6 +26,7 @@ from .image import resize_long_edge, to_tensor
 from .recipe import Recipe
 from .registry import Registry
 from .scales import fade_factors, shape_at
+from .tiling import Grid, Tiler, auto_tile_size, make_tiler, tiled_targets
 
 __all__ = ["Average", "StageInputs", "Outcome", "StagedRun", "plan_stages", "resize_image", "warn_upscaled_styles"]
 
@@ -143,6 +144,13 @@ class StagedRun:
         self.fields = receptive_fields(backbone, recipe.layers, recipe.backbone.name) if fade else None
         if resume is not None:
             check_fits(resume, self.stages)
+        self.tiler = self.make_tiler() if recipe.tile is not None else None
+        self.grid: Grid | None = None  # the current stage's tiles, when it is cut into more than one
+
+    def make_tiler(self) -> Tiler:
+        """How this run cuts its stages into tiles; ``tile: auto`` sizes them to the device's free memory."""
+        return make_tiler(self.recipe.tile, self.backbone, self.recipe.backbone.name, self.losses, self.labels,
+                          self.recipe.source, lambda margin: auto_tile_size(self.recipe, self.stages, self.device, margin))
 
     def run(self) -> Outcome:
         """Every stage in turn, or until a subscriber stops the run or Ctrl-C interrupts it."""
@@ -184,7 +192,7 @@ class StagedRun:
         del targets  # what the losses need they have kept; the rest would sit beside the activations every step
         for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
                                   optimizer, stage.steps, self.recipe.layers, scheduler=scheduler,
-                                  first=step + 1, project=self.project):
+                                  first=step + 1, project=self.project, grid=self.grid):
             if self.average is not None:
                 self.average.update(image)
             self.guard.step(evaluated.values, self.source().clone() if self.average is None else self.source())
@@ -270,12 +278,18 @@ class StagedRun:
         run_content, run_styles = color_inputs(color.mode, content, styles, method=color.method)
         blend = [ref.weight for ref in self.recipe.styles]
         content_layers, style_layers = target_layers(self.losses)
-        targets = compute_targets(self.backbone, content_layers, run_content, run_styles, blend,
-                                  style_layers=style_layers)
-        targets = replace(targets, layer_factors=self.layer_factors(stage))
-        for loss in self.losses:
-            loss.prepare(targets)
-        return StageInputs(content, styles, run_content, run_styles), targets
+        if self.tiler is None:
+            targets = compute_targets(self.backbone, content_layers, run_content, run_styles, blend,
+                                      style_layers=style_layers)
+            own = [targets] * len(self.losses)
+        else:
+            targets, own = tiled_targets(self.backbone, self.losses, self.tiler, run_content, run_styles, blend,
+                                         content_layers, style_layers)
+        factors = self.layer_factors(stage)
+        for loss, theirs in zip(self.losses, own):
+            loss.prepare(replace(theirs, layer_factors=factors))
+        self.grid = self.tiler.grid(stage.shape) if self.tiler is not None else None
+        return StageInputs(content, styles, run_content, run_styles), replace(targets, layer_factors=factors)
 
     def layer_factors(self, stage: Stage) -> dict[str, float]:
         """How much each layer counts at ``stage``: on an earlier stage of a multi-scale run, a layer that sees

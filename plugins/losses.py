@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from stylefw import hookimpl
 from stylefw.markers import Range
 
-__all__ = ["gram", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights", "faded_weights"]
+__all__ = ["gram", "gram_sum", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights", "faded_weights"]
 
 Normalize = Literal["relative", "classic"]
 # layer names, or layer name -> that layer's weight (under relative, at least one above 0)
@@ -31,7 +31,13 @@ _TINY = 1e-12
 
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrices of N×C×H×W features, divided by C·H·W so they do not grow with image size."""
-    return _Gram.apply(features)
+    n, c, h, w = features.shape
+    return _Gram.apply(features, 1.0 / (c * h * w))
+
+
+def gram_sum(features: torch.Tensor) -> torch.Tensor:
+    """F·Fᵀ of N×C×H×W features, not divided: what sums over the tiles of a picture to its whole F·Fᵀ."""
+    return _Gram.apply(features, 1.0)
 
 
 class _Gram(torch.autograd.Function):
@@ -39,17 +45,17 @@ class _Gram(torch.autograd.Function):
     forward and backward over VGG-19's five style layers at 512 px on the CPU (benchmarks/bench_gram.py)."""
 
     @staticmethod
-    def forward(ctx, features: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, features: torch.Tensor, scale: float) -> torch.Tensor:
         n, c, h, w = features.shape
         flat = features.reshape(n, c, h * w)
         ctx.save_for_backward(flat)
-        ctx.shape, ctx.scale = features.shape, 1.0 / (c * h * w)
-        return flat @ flat.transpose(1, 2) * ctx.scale
+        ctx.shape, ctx.scale = features.shape, scale
+        return flat @ flat.transpose(1, 2) * scale
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (flat,) = ctx.saved_tensors
-        return ((grad + grad.transpose(1, 2)) @ flat * ctx.scale).reshape(ctx.shape)
+        return ((grad + grad.transpose(1, 2)) @ flat * ctx.scale).reshape(ctx.shape), None
 
 
 def layer_weights(layers: Sequence[str] | Mapping[str, float], normalize: str = "classic") -> dict[str, float]:
@@ -114,9 +120,14 @@ class _LayerDistance:
 
 
 class ContentLoss(_LayerDistance):
-    """Squared error between the image's features and the content image's, over layers."""
+    """Squared error between the image's features and the content image's, over layers.
+
+    It tiles as ``local``: its value is a sum over feature positions, so a tile's share is that sum over
+    the tile's own region, against the same region of the target.
+    """
 
     reads = ("content",)
+    tiling = "local"
 
     def __init__(self, *, layers: Layers, normalize: Normalize = "relative") -> None:
         super().__init__(layers, normalize)
@@ -127,28 +138,59 @@ class ContentLoss(_LayerDistance):
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         return sum(weight * self._distance(layer, features[layer]) for layer, weight in self.layer_weights.items())
 
+    def share(self, features: Mapping[str, torch.Tensor], image: torch.Tensor, tile) -> torch.Tensor:
+        """The loss over ``tile``'s region; summed over a picture's tiles, it is the loss of the picture."""
+        return sum(weight * (features[layer] - tile.region(layer, self.targets[layer])).pow(2).sum() * self.scales[layer]
+                   for layer, weight in self.layer_weights.items())
+
 
 class GramLoss(_LayerDistance):
     """Squared error between Gram matrices and the style images' blended Gram matrices.
 
     ``layers`` is a list of layer names, or a mapping of layer name to that layer's weight.
+
+    It tiles as ``global``: a Gram matrix is the sum of F·Fᵀ over a picture's positions, divided by C·H·W,
+    so its statistics are each layer's F·Fᵀ and its count of positions, both of which add up over tiles.
     """
 
     reads = ("styles",)
+    tiling = "global"
 
     def __init__(self, *, layers: Layers, normalize: Normalize = "relative") -> None:
         super().__init__(layers, normalize)
 
     def prepare(self, targets) -> None:
         self.layer_weights = faded_weights(self.given_weights, targets.layer_factors)
-        self._set_targets({
-            layer: sum(blend * gram(features[layer]) for features, blend in targets.styles) for layer in self.layers
-        })
+        # a style image too large for one pass comes as its statistics, summed over its tiles
+        summed = [(self.grams(statistics), blend) for statistics, blend in targets.style_statistics or ()]
+        computed = [({layer: gram(features[layer]) for layer in self.layers}, blend) for features, blend in targets.styles]
+        self._set_targets({layer: sum(blend * grams[layer] for grams, blend in summed + computed)
+                           for layer in self.layers})
 
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         return sum(
             weight * self._distance(layer, gram(features[layer])) for layer, weight in self.layer_weights.items()
         )
+
+    def statistics(self, features: Mapping[str, torch.Tensor], image: torch.Tensor, tile) -> dict[str, torch.Tensor]:
+        """Each layer's F·Fᵀ (``LAYER``) and its count of positions (``LAYER:count``): sums over a picture's tiles."""
+        found = {}
+        for layer in self.layers:
+            found[layer] = gram_sum(features[layer])
+            # in float64: a float32 count is inexact above 2**24 positions (relu1_1 of a 4096×4096 picture)
+            found[f"{layer}:count"] = features[layer].new_tensor(features[layer].shape[-2] * features[layer].shape[-1],
+                                                            dtype=torch.float64)
+        return found
+
+    def from_statistics(self, statistics: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of the picture whose statistics, summed over its tiles, these are."""
+        grams = self.grams(statistics)
+        return sum(weight * self._distance(layer, grams[layer]) for layer, weight in self.layer_weights.items())
+
+    def grams(self, statistics: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each layer's Gram matrix, divided by C·H·W, from summed ``statistics``."""
+        return {layer: statistics[layer] / (statistics[layer].shape[-1] * statistics[f"{layer}:count"])
+                for layer in self.layers}
 
 
 class TVLoss:
@@ -156,6 +198,7 @@ class TVLoss:
 
     layers: list[str] = []
     reads = ()
+    tiling = "local"  # it reads no layers, so a tiled step gives it the whole picture
 
     def prepare(self, targets) -> None:
         """Total variation needs no targets."""

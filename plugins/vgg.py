@@ -15,7 +15,7 @@ from stylefw import hookimpl
 from stylefw.errors import StylefwWarning, WeightsError
 from stylefw.markers import File
 
-from .vgg_config import CONFIGS, receptive_fields, vgg_layer_names
+from .vgg_config import CONFIGS, receptive_fields, strides, vgg_layer_names
 from .weights import InputSpace, Layout, VGGWeights, imagenet_weights, read_weights, torchvision_input
 
 __all__ = ["VGG", "VGG16", "VGG19", "FirstPadding", "Pooling", "WeightsOption", "vgg_layer_names"]
@@ -115,6 +115,7 @@ class VGG(nn.Module):
             # answers with a bright rim; copied edge pixels look like more of the picture
             mode = "reflect" if first.padding_mode == "reflect" else "replicate"
         first.padding_mode = mode
+        first.__class__ = _EdgeConv2d  # the same module and weights; see _EdgeConv2d
 
     def truncate(self, layer: str) -> None:
         """Drop every module after ``layer``, the deepest one the recipe needs."""
@@ -133,6 +134,10 @@ class VGG(nn.Module):
         """How many input pixels across one of ``layer``'s features sees."""
         return receptive_fields(CONFIGS[self.arch])[self.layer_names.index(layer)]
 
+    def stride(self, layer: str) -> int:
+        """How many input pixels one step across ``layer``'s feature map is: 2 for each pooling up to it."""
+        return strides(CONFIGS[self.arch])[self.layer_names.index(layer)]
+
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         wanted = set(layers)
         last = max(self._covered_index(name, "forward() was asked for") for name in wanted)
@@ -149,6 +154,24 @@ class VGG(nn.Module):
             outputs[self.layer_names[index]] = x
             start = index + 1
         return outputs
+
+
+class _EdgeConv2d(nn.Conv2d):
+    """conv1_1: under ``torch.compile`` it pads replicated or reflected edges by concatenation, which computes
+    the same numbers; the compiled backward of torch's edge padding gets its strides wrong on the CPU (torch
+    2.14, ``replication_pad2d_backward``). Run eagerly, it is an ``nn.Conv2d``."""
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.padding_mode not in ("replicate", "reflect") or not torch.compiler.is_compiling():
+            return super()._conv_forward(input, weight, bias)
+        for dim, count in zip((-2, -1), self.padding):
+            size = input.shape[dim]
+            if self.padding_mode == "replicate":
+                before, after = [input.narrow(dim, 0, 1)] * count, [input.narrow(dim, size - 1, 1)] * count
+            else:
+                before, after = [input.narrow(dim, 1, count).flip(dim)], [input.narrow(dim, size - 1 - count, count).flip(dim)]
+            input = torch.cat([*before, input, *after], dim)
+        return F.conv2d(input, weight, bias, self.stride, 0, self.dilation, self.groups)
 
 
 def _other_backbone_hint(weights: VGGWeights, arch: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Sequence, get_args
 
-__all__ = ["Layout", "LAYOUTS", "CONFIGS", "IMAGENET_MEAN", "IMAGENET_STD", "vgg_layer_names", "receptive_fields",
+__all__ = ["Layout", "LAYOUTS", "CONFIGS", "IMAGENET_MEAN", "IMAGENET_STD", "vgg_layer_names", "receptive_fields", "strides",
            "conv_shapes", "conv_positions"]
 
 # torchvision's configurations: channel counts, "M" for a pooling layer
@@ -44,6 +44,18 @@ def receptive_fields(config: Sequence[int | str]) -> tuple[int, ...]:
             field += 2 * stride
             fields += [field, field]
     return tuple(fields)
+
+
+def strides(config: Sequence[int | str]) -> tuple[int, ...]:
+    """Each layer's stride in input pixels, in the order of ``vgg_layer_names``: 2 for each pooling up to it."""
+    found, stride = [], 1
+    for item in config:
+        if item == "M":
+            stride *= 2
+            found.append(stride)
+        else:
+            found += [stride, stride]
+    return tuple(found)
 
 
 def conv_shapes(arch: str) -> list[tuple[int, int]]:

@@ -167,9 +167,13 @@ class W2Loss:
     ``layers`` is a list of layer names, or a mapping of layer name to that layer's weight. ``ridge``
     is added to both covariances' diagonals, as a fraction of the target's mean variance, and
     ``iterations`` bounds the Newton–Schulz iterations of each square root.
+
+    It tiles as ``global``: a layer's mean and covariance follow from the sums of its features and of their
+    outer products, which add up over tiles.
     """
 
     reads = ("styles",)
+    tiling = "global"
 
     def __init__(
         self,
@@ -195,18 +199,42 @@ class W2Loss:
 
     def prepare(self, targets) -> None:
         self.layer_weights = faded_weights(self.given_weights, targets.layer_factors)
-        self.targets = {
-            layer: self._target([(features[layer], blend) for features, blend in targets.styles])
-            for layer in self.layers
-        }
+        fitted = [({layer: _fit(features[layer]) for layer in self.layers}, blend) for features, blend in targets.styles]
+        # a style image too large for one pass comes as its statistics, summed over its tiles
+        fitted += [({layer: _moments({key: _wide(value) for key, value in statistics.items()}, layer)
+                     for layer in self.layers}, blend) for statistics, blend in targets.style_statistics or ()]
+        # the distance runs where, and in the precision that, the image's features will be
+        samples = {layer: targets.styles[0][0][layer] if targets.styles else
+                   targets.style_statistics[0][0][f"{layer}:outer"] for layer in self.layers}
+        self.targets = {layer: self._target([(gaussians[layer], blend) for gaussians, blend in fitted],
+                                            samples[layer].device, _working_dtype(samples[layer]))
+                        for layer in self.layers}
 
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         return sum(weight * self.distance(layer, features[layer]) for layer, weight in self.layer_weights.items())
 
+    def statistics(self, features: Mapping[str, torch.Tensor], image: torch.Tensor, tile) -> dict[str, torch.Tensor]:
+        """Per layer, the sum of the features (``LAYER:sum``), of their outer products (``LAYER:outer``) and the
+        count of positions (``LAYER:count``): sums over the tiles of a picture, which give its mean and covariance."""
+        found = {}
+        for layer in self.layers:
+            flat = features[layer].to(_working_dtype(features[layer])).flatten(2)
+            found[f"{layer}:sum"] = flat.sum(-1)
+            found[f"{layer}:outer"] = flat @ flat.mT
+            found[f"{layer}:count"] = flat.new_tensor(flat.shape[-1], dtype=torch.float64)
+        return found
+
+    def from_statistics(self, statistics: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of the picture whose statistics, summed over its tiles, these are."""
+        return sum(weight * self._distance(layer, *_moments(statistics, layer))
+                   for layer, weight in self.layer_weights.items())
+
     def distance(self, layer: str, features: torch.Tensor) -> torch.Tensor:
         """This layer's W2², divided by the target's second moment under ``relative``; averaged over the batch."""
+        return self._distance(layer, *gaussian(features.to(_working_dtype(features))))
+
+    def _distance(self, layer: str, mean: torch.Tensor, covariance: torch.Tensor) -> torch.Tensor:
         target = self.targets[layer]
-        mean, covariance = gaussian(features.to(_working_dtype(features)))
         covariance = covariance + target.ridge * torch.eye(covariance.shape[-1], dtype=covariance.dtype,
                                                           device=covariance.device)
         root, fell_back = _sqrtm_with_status(target.root @ covariance @ target.root, self.iterations, None)
@@ -219,13 +247,13 @@ class W2Loss:
         squared = squared.clamp_min(0).mean()
         return squared / target.scale if self.normalize == "relative" else squared
 
-    def _target(self, styles: list[tuple[torch.Tensor, float]]) -> _Target:
-        """The styles' mixture moments at one layer, in float64 since they are computed once."""
-        dtype, device = _working_dtype(styles[0][0]), styles[0][0].device
+    def _target(self, styles: list[tuple[tuple[torch.Tensor, torch.Tensor], float]], device: torch.device,
+                dtype: torch.dtype) -> _Target:
+        """The styles' mixture moments at one layer, from each style's Gaussian in float64 (they are computed
+        once), as the ``device`` and ``dtype`` the distance runs in."""
         mean, second = 0, 0
-        for features, blend in styles:
-            # a batch of style images is an equal mixture of its items; MPS has no float64
-            item_mean, item_covariance = gaussian(features.to("cpu" if device.type == "mps" else device).double())
+        for (item_mean, item_covariance), blend in styles:
+            # a batch of style images is an equal mixture of its items
             mean = mean + blend * item_mean.mean(0)
             second = second + blend * (item_covariance + item_mean.unsqueeze(-1) * item_mean.unsqueeze(-2)).mean(0)
         covariance = second - torch.outer(mean, mean)
@@ -241,6 +269,23 @@ class W2Loss:
         root = _eigh_sqrtm(covariance)
         return _Target(*(value.to(device, dtype) for value in (mean, root, trace)), ridge,
                        (mean.square().sum() + trace).to(device, dtype))
+
+
+def _fit(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian of N×C×H×W features, in float64."""
+    return gaussian(_wide(features))
+
+
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in float64, on the CPU if it is on MPS, which has no float64."""
+    return tensor.to("cpu" if tensor.device.type == "mps" else None).double()
+
+
+def _moments(statistics: Mapping[str, torch.Tensor], layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean (N×C) and covariance (N×C×C) at ``layer`` from a picture's summed ``statistics``: E[f·fᵀ] − μ·μᵀ."""
+    count = statistics[f"{layer}:count"]
+    mean = statistics[f"{layer}:sum"] / count
+    return mean, statistics[f"{layer}:outer"] / count - mean.unsqueeze(-1) * mean.unsqueeze(-2)
 
 
 def _working_dtype(tensor: torch.Tensor) -> torch.dtype:

@@ -87,3 +87,20 @@ def test_the_prediction_at_a_third_size_is_within_15_percent(tmp_path):
     calibration = Calibration("cpu", *zip(*(estimating.measure(recipe, edge, "cpu") for edge in (512, 640))))
     pixels, peak, _ = estimating.measure(recipe, 896, "cpu")
     assert calibration.peak(pixels) == pytest.approx(peak, rel=0.15)
+
+
+def test_a_tiled_stage_is_its_largest_tile_plus_the_whole_pictures_buffers(tmp_path, monkeypatch):
+    calibration = Calibration("cpu", (100_000, 200_000), (10**9, 1.2 * 10**9), (1.0, 2.0))
+    monkeypatch.setattr(estimating, "calibrate", lambda *args, **kwargs: calibration)
+    recipe = load_recipe(write_recipe(tmp_path), {"device": "cpu", "size": 1024, "tile": {"size": 256},
+                                                  "backbone.weights": "random"})
+    found = estimating.estimate(recipe, budget=8 * 10**9)
+    (stage,) = found.stages
+    # 1024×731 px in tiles of at most 256 px: 4 across, 3 of 244 px down; relu2_1 of VGG-16 reaches 4 px
+    # beyond a tile, so a middle tile reads 264×252
+    assert stage.shape == (731, 1024) and stage.tiles == 4 * 3 and stage.tile_pixels == 264 * 252
+    assert stage.peak_bytes == round(calibration.peak(264 * 252) + estimating.PICTURE_BYTES * 1024 * 731)
+    untiled = estimating.estimate(recipe.with_overrides({"tile": "off"}), budget=8 * 10**9)
+    assert stage.peak_bytes < untiled.peak_bytes
+    # the budget bounds the whole picture's buffers, not the tiles
+    assert found.largest_size > untiled.largest_size

@@ -24,6 +24,8 @@ class Tiny(nn.Module):
     layer_names = ("conv1", "relu1", "pool1", "conv2", "relu2")
     # input pixels across that one feature of each layer sees: 3×3 convolutions around a 2×2 pool
     receptive_fields = dict(zip(layer_names, (3, 3, 4, 8, 8)))
+    # input pixels per step across each layer's feature map: the pool halves it
+    strides = dict(zip(layer_names, (1, 1, 2, 2, 2)))
 
     def __init__(self, *, weights: str = "random", pooling: str = "max", seed: int = 0) -> None:
         super().__init__()
@@ -49,6 +51,10 @@ class Tiny(nn.Module):
         """How many input pixels across one feature of ``layer`` sees (multi-scale runs fade deep layers by it)."""
         return self.receptive_fields[layer]
 
+    def stride(self, layer: str) -> int:
+        """How many input pixels one step across ``layer``'s feature map is (tiled runs cut tiles by it)."""
+        return self.strides[layer]
+
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         outputs, x = {}, image
         for name, module in self.body.named_children():
@@ -63,15 +69,23 @@ class Tiny(nn.Module):
 def moments(features: torch.Tensor) -> torch.Tensor:
     """Per-channel mean and standard deviation of N×C×H×W features, as N×2×C."""
     flat = features.flatten(2)
+    return _moments(flat.mean(2), flat.var(2, unbiased=False))
+
+
+def _moments(mean: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:
     # the epsilon keeps the gradient finite for a channel that a ReLU zeroes everywhere
-    std = (flat.var(2, unbiased=False) + 1e-5).sqrt()
-    return torch.stack([flat.mean(2), std], dim=1)
+    return torch.stack([mean, (variance + 1e-5).sqrt()], dim=1)
 
 
 class MomentLoss:
-    """Mean squared error between feature moments and the styles' blended moments (Li et al. 2017)."""
+    """Mean squared error between feature moments and the styles' blended moments (Li et al. 2017).
+
+    It tiles as ``global``: a channel's mean and variance follow from the sums of its values and of their
+    squares, which add up over the tiles of a picture.
+    """
 
     reads = ("styles",)  # only the style images' features are computed for it
+    tiling = "global"
 
     def __init__(self, *, layers: Sequence[str]) -> None:
         if isinstance(layers, str) or not layers:
@@ -83,13 +97,37 @@ class MomentLoss:
     def prepare(self, targets) -> None:
         # a multi-scale run's small stages fade the layers that see most of the picture
         self.weights = faded_weights(dict.fromkeys(self.layers, 1.0), targets.layer_factors)
-        self.targets = {
-            layer: sum(blend * moments(features[layer]) for features, blend in targets.styles) for layer in self.layers
-        }
+        # in a tiled run, a style image larger than one tile comes as its statistics summed over its tiles
+        found = [({layer: moments(features[layer]) for layer in self.layers}, blend) for features, blend in targets.styles]
+        found += [(self._from_sums(sums), blend) for sums, blend in targets.style_statistics]
+        self.targets = {layer: sum(blend * each[layer] for each, blend in found) for layer in self.layers}
 
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return sum(weight * F.mse_loss(moments(features[layer]), self.targets[layer])
-                   for layer, weight in self.weights.items())
+        return self._distance({layer: moments(features[layer]) for layer in self.layers})
+
+    def statistics(self, features: Mapping[str, torch.Tensor], image: torch.Tensor, tile) -> dict[str, torch.Tensor]:
+        """Per layer, the sums of the values and of their squares, and the count of positions, over this tile."""
+        sums = {}
+        for layer in self.layers:
+            flat = features[layer].flatten(2)
+            sums[layer] = flat.sum(2)
+            sums[f"{layer}^2"] = flat.square().sum(2)
+            sums[f"{layer}#"] = flat.new_tensor(flat.shape[2], dtype=torch.float64)
+        return sums
+
+    def from_statistics(self, sums: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of a picture from its statistics summed over its tiles."""
+        return self._distance(self._from_sums(sums))
+
+    def _from_sums(self, sums: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        found = {}
+        for layer in self.layers:
+            mean = sums[layer] / sums[f"{layer}#"]
+            found[layer] = _moments(mean, sums[f"{layer}^2"] / sums[f"{layer}#"] - mean.square())
+        return found
+
+    def _distance(self, found: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return sum(weight * F.mse_loss(found[layer], self.targets[layer]) for layer, weight in self.weights.items())
 
 
 class SignSGD(torch.optim.Optimizer):
