@@ -124,11 +124,13 @@ def auto_tile_size(recipe: Any, stages: Sequence[Any], device: Any, margin: int,
 
     budget = int(free_memory(device) * AUTO_SHARE) if budget is None else budget
     calibration = calibrate(recipe, str(device), recalibrate=False, edges=CALIBRATION_EDGES)
-    largest = max(stage.pixels for stage in stages)
-    outer = calibration.pixels_within(budget - PICTURE_BYTES * largest)
-    side = math.isqrt(int(min(outer, largest))) - 2 * margin
+    largest = max(stages, key=lambda stage: stage.pixels)
+    outer = calibration.pixels_within(budget - PICTURE_BYTES * largest.pixels)
+    if outer >= largest.pixels:  # the whole picture fits: one tile, that is, one pass
+        return max(largest.shape)
+    side = math.isqrt(int(outer)) - 2 * margin
     if side < 64:
-        raise UserError(f"even 64 px tiles do not fit in {budget / 1e9:.1f} GB at {largest / 1e6:.1f} MP: the whole "
+        raise UserError(f"even 64 px tiles do not fit in {budget / 1e9:.1f} GB at {largest.pixels / 1e6:.1f} MP: the whole "
                         "picture's own buffers take most of it", context="tile",
                         hint="use memory: checkpoint, a smaller size, or set tile.size yourself")
     return side

@@ -289,15 +289,22 @@ def test_auto_picks_the_largest_tile_that_fits_the_budget(monkeypatch):
     monkeypatch.setattr("stylefw.estimate.calibrate", lambda *args, **kwargs: FakeCalibration())
 
     class Stage:
+        shape = (6144, 8192)
         pixels = 8192 * 6144
+
+    class Small:
+        shape = (144, 192)
+        pixels = 192 * 144
 
     budget = 12 * 10**9
     picture = PICTURE_BYTES * Stage.pixels  # what the whole picture holds
-    side = auto_tile_size(None, [Stage], "cpu", 80, budget=budget)
+    side = auto_tile_size(None, [Small, Stage], "cpu", 80, budget=budget)
     outer = (budget - picture - 1e9) / 2000
     assert side == int(outer ** 0.5) - 160
     with pytest.raises(UserError, match="even 64 px tiles do not fit"):
         auto_tile_size(None, [Stage], "cpu", 80, budget=int(picture + 1e9))
+    # a picture that fits whole is one tile: no tiling
+    assert auto_tile_size(None, [Small], "cpu", 80, budget=budget) == 192
 
 
 def test_the_example_plugins_loss_and_backbone_tile_exactly(tmp_path):
