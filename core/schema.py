@@ -167,11 +167,10 @@ class _Checker(PluginSections):
             spec = TileSpec("auto")
         elif isinstance(value, dict):
             self.unknown_keys("tile", value, ["size", "margin"])
-            size = value.get("size", "auto")
-            size = "auto" if size == "auto" else self.integer("tile.size", size, 64, 16384)
-            margin = value.get("margin", "auto")
-            margin = None if margin == "auto" else self.integer("tile.margin", margin, 0, 16384)
-            if size is None or (margin is None and value.get("margin", "auto") != "auto"):
+            given_size, given_margin = value.get("size", "auto"), value.get("margin", "auto")
+            size = "auto" if given_size == "auto" else self.integer("tile.size", given_size, 64, 16384)
+            margin = None if given_margin == "auto" else self.integer("tile.margin", given_margin, 0, 16384)
+            if size is None or (margin is None and given_margin != "auto"):  # a problem was recorded
                 return None
             spec = TileSpec(size, margin)
         else:
