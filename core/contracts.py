@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 __all__ = ["Backbone", "BackboneFactory", "Loss", "LossFactory", "OptimizerFactory", "ResizeState", "Scheduler",
            "SchedulerFactory", "CommandHandler", "ConfigureCommand", "Register", "RegisterOptimizer", "RegisterCommand",
            "Term", "Step", "Targets", "Stage", "Stop", "RunControl", "RunStart", "StageStart", "StepEvent", "RunEnd",
-           "Event", "OnEvent", "INTERRUPTED", "FAILED"]
+           "Event", "OnEvent", "INTERRUPTED", "FAILED", "READS"]
 
 # the stop reason Ctrl-C, SIGTERM and SIGHUP give (the details name the signal)
 INTERRUPTED = "interrupted"
 # the stop reason of a run whose loss became non-finite (the details name the term)
 FAILED = "failed"
+# the images a loss's targets can come from; a loss that does not say which it ``reads`` gets both
+READS = ("content", "styles")
 
 
 @dataclass(frozen=True)

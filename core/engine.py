@@ -10,7 +10,7 @@ import torch
 
 from PIL import Image
 
-from .contracts import Step, Targets, Term
+from .contracts import READS, Step, Targets, Term
 from .errors import ImageError, InternalError, PluginBugError, Problem, RecipeError, StylefwWarning, UserError
 from .faults import GuardedLoss, call_plugin
 from .image import fetch, load_image, resize_long_edge, to_tensor
@@ -159,10 +159,6 @@ def build_losses(recipe: Recipe, registry: Registry) -> list[Any]:
     entries = [registry.get("loss", spec.name) for spec in recipe.losses]
     return [GuardedLoss(call_plugin(registry.manager, entry, entry.factory, **spec.options), entry, registry.manager)
             for entry, spec in zip(entries, recipe.losses)]
-
-
-# the images a loss's targets can come from; a loss that does not say which it reads gets both
-READS = ("content", "styles")
 
 
 def target_layers(losses: Sequence[Any]) -> tuple[list[str], list[str]]:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .contracts import Targets
+from .contracts import READS, Targets
 from .errors import Problem, RecipeError, UserError
 from .recipe import TileSpec
 
@@ -235,13 +235,13 @@ def tiled_targets(backbone: Any, losses: Sequence[Any], tiler: Tiler, content: t
     """
     total = sum(blend)
     content_features = _whole_features(backbone, content, tiler, content_layers)
-    small = [(style, weight / total) for style, weight in zip(styles, blend) if tiler.grid(style.shape) is None]
-    large = [(style, weight / total) for style, weight in zip(styles, blend) if tiler.grid(style.shape) is not None]
+    weighted = [(style, weight / total, tiler.grid(style.shape)) for style, weight in zip(styles, blend)]
+    large = [(style, weight, grid) for style, weight, grid in weighted if grid is not None]
     shared = Targets(content_features, [(_whole_features(backbone, style, tiler, style_layers), weight)
-                                        for style, weight in small])
-    readers = [loss for loss in losses if "styles" in getattr(loss, "reads", ("content", "styles")) and loss.layers]
+                                        for style, weight, grid in weighted if grid is None])
+    readers = [loss for loss in losses if "styles" in getattr(loss, "reads", READS) and loss.layers]
     global_ = [loss for loss in readers if tiling_of(loss) == GLOBAL]
-    summed = [tiled_statistics(backbone, style, tiler.grid(style.shape), global_) for style, _ in large] if global_ else []
+    summed = [tiled_statistics(backbone, style, grid, global_) for style, _, grid in large] if global_ else []
     own = []
     for loss in losses:
         if not large or loss not in readers:
@@ -249,10 +249,9 @@ def tiled_targets(backbone: Any, losses: Sequence[Any], tiler: Tiler, content: t
         elif loss in global_:
             position = global_.index(loss)
             own.append(replace(shared, style_statistics=[(sums[position], weight)
-                                                         for sums, (_, weight) in zip(summed, large)]))
+                                                         for sums, (_, weight, _) in zip(summed, large)]))
         else:
-            assembled = [(tiled_features(backbone, style, tiler.grid(style.shape), loss.layers), weight)
-                         for style, weight in large]
+            assembled = [(tiled_features(backbone, style, grid, loss.layers), weight) for style, weight, grid in large]
             own.append(replace(shared, styles=[*shared.styles, *assembled]))
     return shared, own
 
