@@ -18,4 +18,6 @@ export PYTHONUNBUFFERED=1
   echo "== stylefw against the hand loop at 512 px, fp32 and bf16"
   (cd benchmarks && timeout 60 python3 bench_overhead.py --device cuda --size 512 --steps 50 --rounds 3)
   (cd benchmarks && timeout 60 python3 bench_overhead.py --device cuda --size 512 --steps 50 --rounds 3 --precision bf16)
+  echo "== stylefw batch --batch-size: 8 jobs at 256 px as one batch against one after the other"
+  (cd benchmarks && timeout 90 python3 bench_lanes.py --device cuda --size 256 --jobs 8 --steps 50 --rounds 3)
 } 2>&1 | tee "$log"

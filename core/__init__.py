@@ -11,11 +11,13 @@ from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl", "run", "resume", "create_backbone", "load_recipe", "Recipe", "Result"]
+__all__ = ["__version__", "hookimpl", "run", "resume", "run_together", "create_backbone", "load_recipe", "Recipe",
+           "Result"]
 
 _LAZY = {
     "run": "stylefw.api",
     "resume": "stylefw.api",
+    "run_together": "stylefw.api",
     "create_backbone": "stylefw.api",
     "Result": "stylefw.api",
     "load_recipe": "stylefw.recipe",

@@ -8,7 +8,7 @@ import platform
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from PIL import Image
@@ -29,7 +29,7 @@ from .registry import Registry, default_registry
 from .outputs import HINT, OutputError, check_output
 from .stages import Outcome, StagedRun, warn_upscaled_styles
 
-__all__ = ["Result", "run", "resume", "create_backbone", "resolve_recipe", "save_result"]
+__all__ = ["Result", "run", "resume", "run_together", "create_backbone", "resolve_recipe", "save_result"]
 
 RecipeLike = Recipe | str | Path | Mapping[str, Any]
 
@@ -197,6 +197,60 @@ def _execute(recipe: Recipe, registry: Registry, saved: Mapping[str, Any] | None
             ckpt.unlink(missing_ok=True)  # finished: nothing is left to resume
     emit(RunEnd(result))
     return result
+
+
+def run_together(recipes: Sequence[RecipeLike], *, on_events: Sequence[OnEvent | None] | None = None,
+                 registry: Registry | None = None, save: bool = True, debug: bool = False) -> list[Result]:
+    """Run ``recipes`` as lanes of one batch (``stylefw.lanes``): one forward and backward pass a step for all.
+
+    The recipes may differ only in their images, and their contents must have one shape; a ValueError says
+    why when they cannot share a batch. Each result, trace, output and sidecar is its recipe's own, and its
+    image is the one ``run`` makes, up to float rounding. ``on_events[i]`` (if given) sees recipe i's events. Ctrl-C
+    stops them all; unlike ``run``, no checkpoint is written (``checkpoint_every`` is ignored), so an
+    interrupted lane starts again.
+    """
+    from .lanes import LanedRun, compatible
+
+    registry = registry or default_registry()
+    resolved = [resolve_recipe(recipe, (), registry) for recipe in recipes]
+    reason = compatible(resolved)
+    if reason is not None:
+        raise ValueError(f"these recipes cannot run as one batch: {reason}")
+    for recipe in resolved:
+        if save and recipe.output is not None:
+            check_output(recipe)
+    first = resolved[0]
+    device = select_device(first.device)
+    torch.manual_seed(first.seed)  # as a single run does before it builds the backbone: the same random weights
+    inputs = [open_inputs(recipe) for recipe in resolved]
+    for recipe, (_, styles) in zip(resolved, inputs):
+        warn_upscaled_styles(recipe, styles)
+    backbone = build_backbone(first, registry, device)
+    batch, traces, emits, runs = RunControl(), [], [], []
+    events = [*(on_events or ()), *[None] * len(resolved)][:len(resolved)]
+    for recipe, (content, styles), on_event in zip(resolved, inputs, events):
+        trace = Trace()
+        snapshots = Snapshots(recipe.save_every, recipe.output, _snapshot_saver(recipe, str(device), registry)) if (
+            save and recipe.output and recipe.save_every) else None
+        emit = broadcast([trace, snapshots, PluginHooks(registry.manager), on_event])
+        runs.append(StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
+                              styles=styles, emit=emit, control=RunControl(), every=trace.every))
+        traces.append(trace)
+        emits.append(emit)
+    signals = SignalStop(batch, debug=debug)
+    results = []
+    with signals, matmul_precision(first.precision):
+        outcomes = LanedRun(runs, batch).run()
+        with signals.saving():
+            for recipe, outcome, trace in zip(resolved, outcomes, traces):
+                result = _result(recipe, registry, str(device), outcome, tuple(trace.flush()))
+                if save and recipe.output is not None:
+                    save_result(result, recipe.output, registry=registry)
+                    result = dataclasses.replace(result, output=recipe.output)
+                results.append(result)
+    for emit, result in zip(emits, results):
+        emit(RunEnd(result))
+    return results
 
 
 def _checkpoint_writer(recipe: Recipe, path: Path, trace: Trace, signals: SignalStop) -> Callable[[dict], None]:

@@ -1,4 +1,4 @@
-"""The ``stylefw`` command: recipe, resume, validate, list, plugins, check, estimate, score, and the plugins'
+"""The ``stylefw`` command: recipe, resume, batch, validate, list, plugins, check, estimate, score, and the plugins'
 commands (the VGG plugin's ``weights``). Errors become messages and exit codes here."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
+from .cli_batch import add_batch_command
 from .cli_check import add_check_command
 from .cli_estimate import add_estimate_command, budget_argument
 from .errors import PluginError, StylefwError
@@ -74,6 +75,7 @@ def _builtin_commands(commands: Any) -> None:
                         help="override a recipe key; a value that differs from the checkpoint's needs --force")
     _run_arguments(resume)
     resume.set_defaults(handler=cmd_resume)
+    add_batch_command(commands)
 
     validate = commands.add_parser("validate", help="check a recipe without running it")
     _recipe_arguments(validate)

@@ -137,7 +137,10 @@ def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, 
     last = deepest(entry.factory, recipe.layers)
     if cut and last is not None and hasattr(backbone, "truncate"):
         backbone.truncate(last)
-    if recipe.memory == "checkpoint":  # validation made sure the backbone has the switch
+    if recipe.memory == "checkpoint":
+        if not hasattr(backbone, "checkpointing"):  # validation checks backbone classes; a function's are checked here
+            raise RecipeError([Problem("memory", f"backbone '{entry.name}' cannot recompute its activations (it has "
+                                                 "no 'checkpointing' switch); use memory: keep")], source=recipe.source)
         backbone.checkpointing = True
     backbone = backbone.requires_grad_(False).eval().to(device)
     return with_precision(compiled(backbone) if recipe.compile else backbone, recipe.precision)

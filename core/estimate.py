@@ -33,10 +33,18 @@ CALIBRATION_STEPS = 3
 # what a run's memory and speed do not depend on: where it reads and writes, how long it runs, its colours
 UNRELATED = ("content", "style", "size", "steps", "scales", "min_size", "layer_fade", "average", "init", "seed",
              "output", "save_every", "checkpoint_every", "color", "score", "tile")
-# bytes a pixel of the whole picture holds in a tiled step: a dozen 3-channel float32 copies (the image, its
-# clamp, its gradient and the tiles' sum of it, Adam's two moments, the guard's copy, the average, the inputs at
-# the stage's size) and the content targets at relu4_2 (512 channels at stride 8: 32 bytes a pixel)
-PICTURE_BYTES = 12 * 3 * 4 + 32
+# A tiled step's peak is one tile's step plus what the whole picture holds (stylefw.tiling). Both constants
+# are fitted to measured tiled runs of vangogh.yaml's work on the CPU (BENCHMARKS.md, "The tiled estimate"):
+# - of what a whole run at a tile's size holds beyond the base, the share a tile holds: its targets are not
+#   kept whole beside it, and its Gram matrices are not built for autograd;
+TILE_SHARE = 0.8
+# - bytes a pixel of the whole picture holds: about eight 3-channel float32 copies (the image, its clamp, its
+#   gradient and the tiles' sum of it, Adam's two moments, the guard's copy, the inputs at the stage's size) and
+#   the content targets at relu4_2 (512 channels at stride 8: 32 bytes);
+PICTURE_BYTES = 125
+# - and a tiled step's time, as a multiple of its tiles' steps run whole: the statistics pass, each tile's
+#   statistics computed twice, and the gradient injected into each tile's backward
+TILED_TIME = 2.0
 # of the free memory, what tile: auto plans to use: the allocator and the rest of the process need some
 AUTO_SHARE = 0.8
 UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -63,6 +71,19 @@ class Calibration:
     def step_seconds(self, pixels: int) -> float:
         base, per_pixel = self._line(self.seconds)
         return max(base + per_pixel * pixels, 0.0)
+
+    def tiled_peak(self, tile_pixels: int, picture_pixels: int) -> float:
+        """The peak of a step over tiles of at most ``tile_pixels`` (margins included) of a larger picture."""
+        base = self.peak(0)
+        return base + TILE_SHARE * (self.peak(tile_pixels) - base) + PICTURE_BYTES * picture_pixels
+
+    def tile_pixels_within(self, budget: float, picture_pixels: int) -> float:
+        """The largest tile (margins included) whose tiled step over ``picture_pixels`` fits ``budget`` bytes."""
+        base, per_pixel = self._line(self.peaks)
+        room = budget - base - PICTURE_BYTES * picture_pixels
+        if room <= 0:
+            return 0.0
+        return room / (TILE_SHARE * per_pixel) if per_pixel else math.inf
 
     def pixels_within(self, budget: float) -> float:
         """The most pixels whose predicted peak stays within ``budget`` bytes (0 when not even the base fits)."""
@@ -127,7 +148,7 @@ def estimate(recipe: Any, *, budget: int | None = None, recalibrate: bool = Fals
     stages = tuple(_stage(calibration, stage, tiler) for stage in planned)
     pixels = calibration.pixels_within(budget)
     if tiler is not None:  # the tiles' activations stay the same; the whole picture's buffers grow
-        pixels = max(budget - calibration.peak(max(stage.tile_pixels for stage in stages)), 0) / PICTURE_BYTES
+        pixels = max(budget - calibration.tiled_peak(max(stage.tile_pixels for stage in stages), 0), 0) / PICTURE_BYTES
     width, height = content.size
     # the long edge whose picture, at the content's proportions, has at most that many pixels
     largest = math.floor(math.sqrt(pixels * max(width, height) / min(width, height))) if pixels < math.inf else 16384
@@ -155,16 +176,15 @@ def _tiler(recipe: Any, device: Any, stages: Any, budget: int) -> Any:
 
 def _stage(calibration: Calibration, stage: Any, tiler: Any) -> StageEstimate:
     """One stage's peak and time: of the whole picture in one pass, or of its largest tile plus what the whole
-    picture holds, and every tile's time with a third more for the statistics pass (a forward without
-    gradients)."""
+    picture holds, and its tiles' time (``TILED_TIME``)."""
     grid = tiler.grid(stage.shape) if tiler is not None else None
     if grid is None:
         return StageEstimate(stage.index, stage.size, stage.shape, stage.steps, round(calibration.peak(stage.pixels)),
                              calibration.step_seconds(stage.pixels), 1, stage.pixels)
     areas = [(bottom - top) * (right - left) for top, left, bottom, right in (tile.outer for tile in grid.tiles)]
     return StageEstimate(stage.index, stage.size, stage.shape, stage.steps,
-                         round(calibration.peak(max(areas)) + PICTURE_BYTES * stage.pixels),
-                         sum(calibration.step_seconds(area) for area in areas) * 4 / 3, len(grid), max(areas))
+                         round(calibration.tiled_peak(max(areas), stage.pixels)),
+                         sum(calibration.step_seconds(area) for area in areas) * TILED_TIME, len(grid), max(areas))
 
 
 def check_budget(recipe: Any, budget: int) -> Estimate:

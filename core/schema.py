@@ -85,6 +85,12 @@ def normalise(data: dict) -> dict:
     return data
 
 
+def lacks(factory: Any, *members: str) -> bool:
+    """Whether a backbone class surely lacks one of ``members``. A factory that is a function says nothing
+    about the backbones it builds: the run checks those once built."""
+    return isinstance(factory, type) and not all(hasattr(factory, member) for member in members)
+
+
 def validate(data: dict, *, base_dir: Path | None, overridden: Iterable[str] = (), source: str | None,
              registry: Registry) -> tuple[Recipe | None, list[Problem]]:
     """Check normalised ``data`` against the schema and the registry; returns the recipe and every problem found.
@@ -127,7 +133,7 @@ class _Checker(PluginSections):
         memory = self.choice("memory", values["memory"], MEMORY)
         if memory == "checkpoint" and backbone is not None:
             factory = self.registry.get("backbone", backbone.name).factory
-            if not hasattr(factory, "checkpointing"):  # the backbone's own switch: only it knows its segments
+            if lacks(factory, "checkpointing"):  # the backbone's own switch: only it knows its segments
                 self.add("memory", f"backbone '{backbone.name}' cannot recompute its activations (it has no "
                                    "'checkpointing' switch); use memory: keep")
         tile = self.tile(values["tile"], backbone)
@@ -178,7 +184,7 @@ class _Checker(PluginSections):
             return None
         if backbone is not None:
             factory = self.registry.get("backbone", backbone.name).factory
-            if not (hasattr(factory, "stride") and hasattr(factory, "receptive_field")):
+            if lacks(factory, "stride", "receptive_field"):
                 self.add("tile", f"backbone '{backbone.name}' does not say its layers' stride and receptive_field, "
                                  "which exact tiles need; use tile: off")
         return spec

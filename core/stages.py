@@ -19,7 +19,7 @@ from PIL import Image
 from .checkpoint import check_fits, restore_rng, rng_state
 from .color import color_inputs, color_output
 from .contracts import FAILED, INTERRUPTED, RunControl, RunStart, Stage, StageStart, StepEvent, Stop, Targets
-from .engine import compute_targets, initial_image, optimise, receptive_fields, style_edge, target_layers
+from .engine import Evaluated, compute_targets, initial_image, optimise, receptive_fields, style_edge, target_layers
 from .errors import RunError, StylefwWarning
 from .health import SATURATION, Guard, diagnose, lower_lr
 from .image import resize_long_edge, to_tensor
@@ -28,7 +28,8 @@ from .registry import Registry
 from .scales import fade_factors, shape_at
 from .tiling import Grid, Tiler, auto_tile_size, make_tiler, tiled_targets
 
-__all__ = ["Average", "StageInputs", "Outcome", "StagedRun", "plan_stages", "resize_image", "warn_upscaled_styles"]
+__all__ = ["Average", "StageInputs", "Outcome", "StagedRun", "plan_stages", "resize_image", "build_optimizer",
+           "warn_upscaled_styles"]
 
 
 class Average:
@@ -114,6 +115,19 @@ def warn_upscaled_styles(recipe: Recipe, styles: list[Image.Image]) -> None:
                       "style image or a smaller style_scale", StylefwWarning, stacklevel=3)
 
 
+def build_optimizer(registry: Registry, recipe: Recipe, image: torch.Tensor, shape: tuple[int, int],
+                    previous: Mapping[str, Any] | None) -> torch.optim.Optimizer:
+    """``recipe``'s optimizer on ``image``, carrying ``previous``, the last stage's state for its image, when the
+    optimizer declares how (``resize_state``)."""
+    spec = recipe.optimizer
+    entry = registry.get("optimizer", spec.name)
+    optimizer = entry.factory([image], **spec.options)
+    resize_state = entry.declarations.get("resize_state")
+    if resize_state is not None and previous:
+        optimizer.state[image] = resize_state(previous, shape)
+    return optimizer
+
+
 class StagedRun:
     """Optimises one image through a recipe's stages, sending every event to ``emit``.
 
@@ -154,21 +168,38 @@ class StagedRun:
 
     def run(self) -> Outcome:
         """Every stage in turn, or until a subscriber stops the run or Ctrl-C interrupts it."""
+        self.begin()
+        try:
+            for stage in self.stages[(self.resume or {}).get("stage", 1) - 1:]:
+                self.run_stage(stage)
+                if self.ended:
+                    break
+        except KeyboardInterrupt:
+            self.interrupted()
+        return self.outcome()
+
+    def begin(self) -> None:
+        """Start the clock, announce the run, and set its counters (from the checkpoint when resuming)."""
         saved = self.resume or {}
         self.start = time.perf_counter() - saved.get("elapsed", 0.0)
         self.emit(RunStart(self.recipe, str(self.device), self.stages))
         self.image = self.optimizer = self.average = self.inputs = self.guard = None
         self.done, self.warned, self.failed = saved.get("done", 0), saved.get("warned", False), None
-        try:
-            for stage in self.stages[saved.get("stage", 1) - 1:]:
-                self.run_stage(stage)
-                if self.control.reason or self.failed:
-                    break
-        except KeyboardInterrupt:
-            if self.image is None:
-                raise  # nothing to deliver yet
-            self.control.stop(INTERRUPTED)
-            self.check()
+
+    @property
+    def ended(self) -> bool:
+        """Whether the run has stopped early: asked to, or failed."""
+        return bool(self.control.reason or self.failed)
+
+    def interrupted(self) -> None:
+        """A second Ctrl-C cut a step short: stop where the last whole step left the picture."""
+        if self.image is None:
+            raise KeyboardInterrupt  # nothing to deliver yet
+        self.control.stop(INTERRUPTED)
+        self.check()
+
+    def outcome(self) -> Outcome:
+        """The picture to deliver, and why the run stopped early if it did."""
         if self.failed:
             guard, inputs, stop = self.failed
             return Outcome(self.picture(guard.good, inputs), inputs.content, inputs.styles, stop)
@@ -181,6 +212,17 @@ class StagedRun:
         image = self.start_image(stage, inputs) if saved is None else saved["image"].to(self.device).requires_grad_()
         optimizer = self.build_optimizer(image, stage.shape)
         scheduler = self.scheduler(stage, optimizer)
+        self.enter(stage, inputs, targets, image, optimizer, scheduler, saved)
+        del targets  # what the losses need they have kept; the rest would sit beside the activations every step
+        for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
+                                  optimizer, stage.steps, self.recipe.layers, scheduler=scheduler,
+                                  first=self.step + 1, project=self.project, grid=self.grid):
+            if not self.after(evaluated):
+                return
+
+    def enter(self, stage: Stage, inputs: StageInputs, targets: Targets, image: torch.Tensor,
+              optimizer: torch.optim.Optimizer, scheduler: Any, saved: Mapping[str, Any] | None = None) -> None:
+        """Begin ``stage`` with ``image`` and its optimizer and schedule (restored from ``saved`` when resuming)."""
         average = Average(self.recipe.average) if self.recipe.average else None
         step, self.project = self.restore(saved, optimizer, scheduler, average) if saved else (0, None)
         source = average.value() if average is not None and average.count else image.detach().clone()
@@ -189,26 +231,26 @@ class StagedRun:
         self.stage, self.step, self.inputs, self.image, self.optimizer, self.schedule, self.average, self.guard = (
             stage, step, inputs, image, optimizer, scheduler, average, Guard(source, inputs.run_content))
         self.emit(StageStart(stage, targets))
-        del targets  # what the losses need they have kept; the rest would sit beside the activations every step
-        for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
-                                  optimizer, stage.steps, self.recipe.layers, scheduler=scheduler,
-                                  first=step + 1, project=self.project, grid=self.grid):
-            if self.average is not None:
-                self.average.update(image)
-            self.guard.step(evaluated.values, self.source().clone() if self.average is None else self.source())
-            self.step, self.done, self.project = evaluated.step, self.done + 1, evaluated.projected
-            self.emit(StepEvent(stage, evaluated.step, self.done, time.perf_counter() - self.start, self.labels,
-                                self.weights, evaluated.values, self.picture, self.control))
-            save = bool(self.control.reason) or self.due()
-            # before a checkpoint too: it must never keep a state past a non-finite loss
-            if save or evaluated.step % self.every == 0 or evaluated.step == stage.steps:
-                self.check()
-            if self.failed:
-                return
-            if save:
-                self.save_state()
-            if self.control.reason:
-                return
+
+    def after(self, evaluated: Evaluated) -> bool:
+        """Account for a step the optimizer took: the average, the guard, the event, the checks and the
+        checkpoint. Returns whether the stage goes on."""
+        stage = self.stage
+        if self.average is not None:
+            self.average.update(self.image)
+        self.guard.step(evaluated.values, self.source().clone() if self.average is None else self.source())
+        self.step, self.done, self.project = evaluated.step, self.done + 1, evaluated.projected
+        self.emit(StepEvent(stage, evaluated.step, self.done, time.perf_counter() - self.start, self.labels,
+                            self.weights, evaluated.values, self.picture, self.control))
+        save = bool(self.control.reason) or self.due()
+        # before a checkpoint too: it must never keep a state past a non-finite loss
+        if save or evaluated.step % self.every == 0 or evaluated.step == stage.steps:
+            self.check()
+        if self.failed:
+            return False
+        if save:
+            self.save_state()
+        return not self.control.reason
 
     def due(self) -> bool:
         """Whether a periodic checkpoint falls after this step (never after the run's last: it finishes)."""
@@ -306,14 +348,8 @@ class StagedRun:
 
     def build_optimizer(self, image: torch.Tensor, shape: tuple[int, int]) -> torch.optim.Optimizer:
         """The recipe's optimizer on ``image``, with the previous stage's state when the optimizer can carry it."""
-        spec = self.recipe.optimizer
-        entry = self.registry.get("optimizer", spec.name)
-        optimizer = entry.factory([image], **spec.options)
-        resize_state = entry.declarations.get("resize_state")
         previous = self.optimizer.state.get(self.image) if self.optimizer is not None else None
-        if resize_state is not None and previous:
-            optimizer.state[image] = resize_state(previous, shape)
-        return optimizer
+        return build_optimizer(self.registry, self.recipe, image, shape, previous)
 
     def scheduler(self, stage: Stage, optimizer: torch.optim.Optimizer) -> Any:
         """The recipe's learning-rate schedule over this stage's steps, or None for a constant rate."""

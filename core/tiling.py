@@ -120,12 +120,12 @@ def auto_tile_size(recipe: Any, stages: Sequence[Any], device: Any, margin: int,
     """The largest tile side whose step fits ``budget`` bytes (default: the device's free memory now) at the
     run's largest stage: one tile's activations, from the recipe's calibrated memory line (``stylefw estimate``,
     measured once per device and cached), plus what the whole picture holds."""
-    from .estimate import AUTO_SHARE, CALIBRATION_EDGES, PICTURE_BYTES, calibrate, free_memory
+    from .estimate import AUTO_SHARE, CALIBRATION_EDGES, calibrate, free_memory
 
     budget = int(free_memory(device) * AUTO_SHARE) if budget is None else budget
     calibration = calibrate(recipe, str(device), recalibrate=False, edges=CALIBRATION_EDGES)
     largest = max(stages, key=lambda stage: stage.pixels)
-    outer = calibration.pixels_within(budget - PICTURE_BYTES * largest.pixels)
+    outer = calibration.tile_pixels_within(budget, largest.pixels)
     if outer >= largest.pixels:  # the whole picture fits: one tile, that is, one pass
         return max(largest.shape)
     side = math.isqrt(int(outer)) - 2 * margin

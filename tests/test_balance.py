@@ -19,7 +19,6 @@ shows that the measure tells the two apart.
 
 from __future__ import annotations
 
-import warnings
 
 import pytest
 import torch

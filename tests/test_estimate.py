@@ -4,8 +4,6 @@ close the prediction comes at a third size."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +35,12 @@ def test_the_model_is_the_line_through_the_two_runs():
     assert calibration.step_seconds(500) == pytest.approx(0.9)
     assert calibration.pixels_within(1_300) == pytest.approx(200)
     assert calibration.pixels_within(500) == 0
+    # tiled: the base, the tile's share of a whole step at its size, and the whole picture's buffers
+    share, picture = estimating.TILE_SHARE, estimating.PICTURE_BYTES
+    assert calibration.tiled_peak(500, 10_000) == pytest.approx(700 + share * 3 * 500 + picture * 10_000)
+    room = calibration.tiled_peak(500, 10_000)
+    assert calibration.tile_pixels_within(room, 10_000) == pytest.approx(500)
+    assert calibration.tile_pixels_within(700 + picture * 10_000, 10_000) == 0
 
 
 @pytest.fixture
@@ -99,7 +103,7 @@ def test_a_tiled_stage_is_its_largest_tile_plus_the_whole_pictures_buffers(tmp_p
     # 1024×731 px in tiles of at most 256 px: 4 across, 3 of 244 px down; relu2_1 of VGG-16 reaches 4 px
     # beyond a tile, so a middle tile reads 264×252
     assert stage.shape == (731, 1024) and stage.tiles == 4 * 3 and stage.tile_pixels == 264 * 252
-    assert stage.peak_bytes == round(calibration.peak(264 * 252) + estimating.PICTURE_BYTES * 1024 * 731)
+    assert stage.peak_bytes == round(calibration.tiled_peak(264 * 252, 1024 * 731))
     untiled = estimating.estimate(recipe.with_overrides({"tile": "off"}), budget=8 * 10**9)
     assert stage.peak_bytes < untiled.peak_bytes
     # the budget bounds the whole picture's buffers, not the tiles

@@ -32,7 +32,6 @@ monotonically on ``gatys.yaml`` now that its steps are not projected mid-history
 
 from __future__ import annotations
 
-import warnings
 
 import pytest
 import torch

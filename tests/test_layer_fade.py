@@ -10,7 +10,7 @@ import torch
 import stylefw
 from stylefw import hookimpl
 from stylefw.contracts import StageStart, Targets
-from stylefw.errors import RecipeError, StylefwWarning
+from stylefw.errors import RecipeError
 from stylefw.plugins.losses import GramLoss, faded_weights, gram
 from stylefw.plugin_manager import get_plugin_manager
 from stylefw.plugins.vgg import VGG16, VGG19

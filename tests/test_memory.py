@@ -10,9 +10,11 @@ import torch
 
 import stylefw
 import stylefw.plugins.losses
+from stylefw.contracts import StepEvent
 from stylefw.errors import RecipeError
 from stylefw.plugins.vgg import VGG19
 from stylefw.recipe import recipe_from_dict
+from stylefw.registry import Registry
 
 from test_stages import recipe
 
@@ -73,23 +75,48 @@ def test_a_run_with_memory_checkpoint_has_the_same_trace(tmp_path):
                                                                           rel=1e-6)
 
 
-def test_a_backbone_without_the_switch_is_refused_at_memory(tmp_path):
-    from stylefw.registry import Registry
+class Plain(torch.nn.Module):
+    """A backbone without the checkpointing switch."""
 
-    class Plain(torch.nn.Module):
-        layer_names = ("relu1_1",)
+    layer_names = ("relu1_1",)
 
-        def forward(self, image, layers):
-            return {"relu1_1": image}
+    def forward(self, image, layers):
+        return {"relu1_1": image}
 
+
+def plain_recipe(tmp_path, factory) -> tuple[dict, Registry]:
+    """A recipe asking ``memory: checkpoint`` of the backbone ``factory`` builds, and a registry holding it."""
     registry = Registry()
-    registry.add("backbone", "plain", Plain, plugin="test")
+    registry.add("backbone", "plain", factory, plugin="test")
     registry.add("loss", "content", stylefw.plugins.losses.ContentLoss, plugin="test")
     registry.add("optimizer", "adam", torch.optim.Adam, plugin="test")
     data = {**recipe(tmp_path), "scales": 1, "backbone": {"name": "plain"}, "memory": "checkpoint",
             "losses": [{"name": "content", "layers": ["relu1_1"]}]}
+    return data, registry
+
+
+REFUSAL = ["memory: backbone 'plain' cannot recompute its activations (it has no 'checkpointing' switch); "
+           "use memory: keep"]
+
+
+def test_a_backbone_without_the_switch_is_refused_at_memory(tmp_path):
+    data, registry = plain_recipe(tmp_path, Plain)
     with pytest.raises(RecipeError) as error:
         recipe_from_dict(data, registry=registry)
-    assert [str(problem) for problem in error.value.problems] == [
-        "memory: backbone 'plain' cannot recompute its activations (it has no 'checkpointing' switch); "
-        "use memory: keep"]
+    assert [str(problem) for problem in error.value.problems] == REFUSAL
+
+
+def test_a_backbone_built_by_a_function_is_judged_once_built(tmp_path):
+    """A factory that is a function says nothing about its backbones: validation lets the recipe through,
+    and the run refuses the built backbone that lacks the switch, at the same key, before any step."""
+    def plain(**options):
+        return Plain()
+
+    plain.layer_names = Plain.layer_names
+    data, registry = plain_recipe(tmp_path, plain)
+    assert recipe_from_dict(data, registry=registry).memory == "checkpoint"
+    steps = []
+    with pytest.raises(RecipeError) as error:
+        stylefw.run(data, registry=registry, save=False, on_event=steps.append)
+    assert [str(problem) for problem in error.value.problems] == REFUSAL
+    assert not any(isinstance(event, StepEvent) for event in steps)

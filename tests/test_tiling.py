@@ -12,7 +12,7 @@ from PIL import Image
 import stylefw
 from stylefw.contracts import Targets
 from stylefw.errors import RecipeError, UserError
-from stylefw.estimate import PICTURE_BYTES
+from stylefw.estimate import PICTURE_BYTES, TILE_SHARE, Calibration
 from stylefw.plugin_manager import get_plugin_manager
 from stylefw.plugins.losses import ContentLoss, GramLoss, TVLoss
 from stylefw.plugins.vgg import VGG19
@@ -238,6 +238,25 @@ def test_a_plugin_loss_that_does_not_declare_tiling_is_refused_by_name(tmp_path)
     assert problem.path == "losses[3]" and "'undeclared' does not declare how it tiles" in problem.message
 
 
+def test_a_backbone_built_by_a_function_tiles_and_checkpoints(tmp_path):
+    """Validation cannot see what a factory function builds, so it lets the recipe through; the built VGG-19
+    says its strides, receptive fields and checkpointing switch, and the run follows the class's."""
+    def vgg19(**options):
+        return VGG19(**options)
+
+    vgg19.layer_names = VGG19.layer_names
+    manager = get_plugin_manager(load_entry_points=False)
+    registry = build_registry(manager)
+    registry.add("backbone", "vgg19-by-function", vgg19, plugin="test")
+    data = small_recipe(tmp_path, tile={"size": 64}, memory="checkpoint")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_class = stylefw.run(data, save=False)
+        data["backbone"]["name"] = "vgg19-by-function"
+        by_function = stylefw.run(data, save=False, registry=registry)
+    assert [step.loss for step in by_function.trace] == [step.loss for step in by_class.trace]
+
+
 def test_a_tiled_run_follows_the_same_path_as_one_pass(tmp_path):
     """Same trace to float32 rounding, and the same picture, with or without memory: checkpoint."""
     with warnings.catch_warnings():
@@ -278,15 +297,10 @@ def test_tile_values_read_and_write_back(tmp_path, value, spec, written):
     assert recipe_from_dict(recipe.data).tile == spec
 
 
-class FakeCalibration:
-    """A memory line of 1 GB plus 2 kB a pixel."""
-
-    def pixels_within(self, budget):
-        return max(budget - 1e9, 0) / 2000
-
-
 def test_auto_picks_the_largest_tile_that_fits_the_budget(monkeypatch):
-    monkeypatch.setattr("stylefw.estimate.calibrate", lambda *args, **kwargs: FakeCalibration())
+    # a memory line of 1 GB plus 2 kB a pixel
+    calibration = Calibration("cpu", (10**6, 2 * 10**6), (3 * 10**9, 5 * 10**9), (1.0, 2.0))
+    monkeypatch.setattr("stylefw.estimate.calibrate", lambda *args, **kwargs: calibration)
 
     class Stage:
         shape = (6144, 8192)
@@ -299,8 +313,10 @@ def test_auto_picks_the_largest_tile_that_fits_the_budget(monkeypatch):
     budget = 12 * 10**9
     picture = PICTURE_BYTES * Stage.pixels  # what the whole picture holds
     side = auto_tile_size(None, [Small, Stage], "cpu", 80, budget=budget)
-    outer = (budget - picture - 1e9) / 2000
+    outer = (budget - picture - 1e9) / (TILE_SHARE * 2000)
     assert side == int(outer ** 0.5) - 160
+    assert calibration.tiled_peak((side + 160) ** 2, Stage.pixels) <= budget
+    assert calibration.tiled_peak((side + 161) ** 2, Stage.pixels) > budget
     with pytest.raises(UserError, match="even 64 px tiles do not fit"):
         auto_tile_size(None, [Stage], "cpu", 80, budget=int(picture + 1e9))
     # a picture that fits whole is one tile: no tiling

@@ -1,0 +1,342 @@
+"""``stylefw batch``: the command line, the progress display and the processes torchrun starts.
+
+Under ``torchrun --nproc-per-node N -m stylefw batch ...`` each process is a rank. The ranks plan the
+same job list, read the logs of earlier runs, wait for each other (gloo), and take the jobs still to do
+round-robin. Each rank runs on ``cuda:LOCAL_RANK`` when there are GPUs, otherwise on the CPU, with the
+machine's cores divided among the ranks on it. At the end the first rank gathers the ranks' summaries,
+merges the manifest, draws the contact sheet and prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Sequence
+
+from .contracts import RunStart, StepEvent
+from .progress import Renderer, Work, format_duration
+
+__all__ = ["add_batch_command", "cmd_batch", "Ranks"]
+
+# how long a rank waits for the others at the end: jobs are uneven, and a long one must not time the group out
+WAIT = timedelta(hours=72)
+
+
+def add_batch_command(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch", help="run a grid of jobs (contents × styles × --grid values), resumably; under torchrun, "
+                      "the jobs are shared among the processes",
+        description="Run RECIPE once for each content × style × --grid value. Outputs, each with its sidecar, go "
+                    "to --out with readable names, and DIR/manifest.jsonl records every job. Running the same "
+                    "command again skips the finished jobs and continues interrupted ones from their checkpoints.")
+    batch.add_argument("recipe", help="a recipe file, or the name of a built-in recipe such as vangogh.yaml")
+    batch.add_argument("--out", required=True, metavar="DIR", help="the folder for the outputs and the manifest")
+    batch.add_argument("--content", action="append", default=[], metavar="PATHS",
+                       help="content images: a file, a folder of images or a quoted glob; repeat for more "
+                            "(default: the recipe's content)")
+    batch.add_argument("--style", action="append", default=[], metavar="PATHS",
+                       help="styles, each a job of its own: a file, a folder or a quoted glob; repeat for more "
+                            "(default: the recipe's styles, blended as it says)")
+    batch.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="also sweep a recipe key over these values, e.g. --grid losses[1].weight=1e3,1e4,1e5; "
+                            "repeat for more keys (every combination runs)")
+    batch.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a recipe key for every job")
+    batch.add_argument("--size", type=int, metavar="PX", help="long edge of the outputs in pixels")
+    batch.add_argument("--steps", type=int, help="number of optimizer steps")
+    batch.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (under torchrun, auto is cuda:LOCAL_RANK)")
+    batch.add_argument("--seed", type=int, help="random seed")
+    batch.add_argument("--sheet", action="store_true",
+                       help="also write DIR/sheet.png: the contents as rows, the styles and grid values as columns")
+    batch.add_argument("--sheet-cell", type=int, default=256, metavar="PX", help="the sheet's picture size")
+    batch.add_argument("--batch-size", type=int, default=1, metavar="N",
+                       help="optimise up to N jobs together, one forward pass over their images, where they differ "
+                            "only in their images and their contents have one size (for a GPU, which one small "
+                            "picture leaves mostly idle)")
+    batch.add_argument("--threads", type=int, metavar="N",
+                       help="CPU threads per process (default: the machine's cores divided among torchrun's "
+                            "processes on it)")
+    batch.add_argument("--checkpoint-every", type=int, metavar="N",
+                       help="write each job's OUTPUT.ckpt every N steps, so a killed job continues from there")
+    batch.add_argument("--progress", choices=("auto", "rich", "plain"), default="auto",
+                       help="rich display, plain log lines, or auto (rich on a terminal, and in one process)")
+    batch.set_defaults(handler=cmd_batch)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where this process stands among torchrun's: its rank, how many there are, and those on this machine."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+
+    @classmethod
+    def from_environment(cls) -> "Ranks":
+        value = lambda name, default: int(os.environ.get(name, default))
+        return cls(value("RANK", 0), value("WORLD_SIZE", 1), value("LOCAL_RANK", 0), value("LOCAL_WORLD_SIZE", 1))
+
+    def __enter__(self) -> "Ranks":
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("gloo", timeout=WAIT)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order, on every rank."""
+        if self.world == 1:
+            return [value]
+        import torch.distributed as dist
+
+        values: list[Any] = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
+
+    def device(self, given: str) -> str:
+        """``cuda:LOCAL_RANK`` for a job whose device is ``auto`` when GPUs are present and there are ranks."""
+        import torch
+
+        if given == "auto" and self.world > 1 and torch.cuda.is_available():
+            return f"cuda:{self.local_rank % torch.cuda.device_count()}"
+        return given
+
+    def threads(self, given: int | None) -> int | None:
+        """The CPU threads this process uses: ``given``, or with several ranks on this machine its share of the
+        cores. torchrun sets OMP_NUM_THREADS=1 for its processes; that default is overridden here on purpose."""
+        if given is not None:
+            return given
+        if self.local_world > 1:
+            return max(1, len(os.sched_getaffinity(0)) // self.local_world)
+        return None
+
+
+def _overrides(args: argparse.Namespace) -> list[Any]:
+    overrides: list[Any] = list(args.sets)
+    for key in ("size", "steps", "device", "seed", "checkpoint_every"):
+        if getattr(args, key) is not None:
+            overrides.append((key, getattr(args, key)))
+    return overrides
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    import torch
+
+    from .batch import FAILED_JOB, INTERRUPTED_JOB, expand_inputs, is_done, latest, parse_grid, plan_jobs, read_records, shard
+    from .errors import UserError
+    from .recipe import find_recipe
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: use 1 or more")
+    ranks = Ranks.from_environment()
+    threads = ranks.threads(args.threads)
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads {threads}: use 1 or more")
+        torch.set_num_threads(threads)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file", hint="give a folder; it is created if it does not exist")
+    path = find_recipe(args.recipe)
+    contents = expand_inputs(args.content, "--content") if args.content else []
+    styles = expand_inputs(args.style, "--style") if args.style else []
+    jobs = plan_jobs(path, _overrides(args), contents, styles, parse_grid(args.grid), out)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a batch refused for its arguments leaves nothing behind
+    jobs = [dataclasses.replace(job, recipe=dataclasses.replace(job.recipe, device=ranks.device(job.recipe.device)))
+            for job in jobs]
+    start = time.perf_counter()
+    with ranks:
+        records = latest(read_records(out))
+        todo = [job for job in jobs if not is_done(job, records)]
+        ranks.barrier()  # every rank has read the logs before any rank writes to them
+        mine = shard(todo, ranks.rank, ranks.world)
+        with _renderer(args, ranks, len(mine)) as renderer:
+            outcomes = _run_shard(mine, out, ranks, renderer, batch_size=args.batch_size, debug=args.debug)
+        summaries = ranks.gather([(job.id, outcome.status, outcome.error) for job, outcome in outcomes])
+        if ranks.rank == 0:
+            _finish(args, out, jobs, summaries, skipped=len(jobs) - len(todo), seconds=time.perf_counter() - start)
+        ranks.barrier()  # the manifest is merged before any rank exits
+    stopped = [outcome.result.stopped for _, outcome in outcomes if outcome.status == INTERRUPTED_JOB]
+    if stopped:  # as a single run: 128 + the signal's number
+        return 128 + int(signal.Signals[stopped[0].details.get("signal", "SIGINT")])
+    return 1 if any(status == FAILED_JOB for summary in summaries for _, status, _ in summary) else 0
+
+
+def _run_shard(jobs: Sequence[Any], out: Path, ranks: Ranks, renderer: "BatchRenderer", *, batch_size: int,
+               debug: bool) -> list[tuple[Any, Any]]:
+    """Run this rank's jobs in order, ``batch_size`` at a time where they can share a batch, stopping after
+    one is interrupted (Ctrl-C, SIGTERM)."""
+    from .batch import INTERRUPTED_JOB, RankLog, lane_groups, run_lanes
+    from .cli import _classify
+
+    log = RankLog(out, ranks.rank)
+    outcomes: list[tuple[Any, Any]] = []
+    for group in lane_groups(jobs, batch_size):
+        renderer.job_start(group[0], len(outcomes) + 1, len(group))
+        for job, outcome in zip(group, run_lanes(group, log, on_event=renderer, classify=_classify, debug=debug)):
+            outcomes.append((job, outcome))
+            renderer.job_end(job, len(outcomes), outcome)
+        if any(outcome.status == INTERRUPTED_JOB for _, outcome in outcomes[-len(group):]):
+            break
+    return outcomes
+
+
+def _finish(args: argparse.Namespace, out: Path, jobs: Sequence[Any], summaries: Sequence[Any], *, skipped: int,
+            seconds: float) -> None:
+    """On the first rank: merge the manifest, draw the sheet, and print the summary."""
+    from .batch import merge_manifest
+
+    records = {record.id: record for record in merge_manifest(out, jobs)}
+    sheet = _write_sheet(out, jobs, records, args.sheet_cell) if args.sheet else None
+    if args.quiet:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    ran = [item for summary in summaries for item in summary]
+    counts = {status: sum(1 for _, found, _ in ran if found == status) for status in ("done", "failed", "interrupted")}
+    table = Table(box=None, padding=(0, 2), title=f"batch of {len(jobs)} jobs in {out}", title_justify="left")
+    for column in ("done", "failed", "interrupted", "skipped (done before)", "time"):
+        table.add_column(column, justify="right")
+    table.add_row(*(str(counts[key]) for key in ("done", "failed", "interrupted")), str(skipped),
+                  format_duration(seconds))
+    console = Console(soft_wrap=True)
+    console.print(table)
+    names = {job.id: job.name for job in jobs}
+    for ident, status, error in ran:
+        if status != "done":
+            console.print(f"  {status}: {names[ident]}: {error}", highlight=False)
+    console.print(f"manifest: {out / 'manifest.jsonl'}" + (f"; contact sheet: {sheet}" if sheet else ""),
+                  highlight=False)
+
+
+def _write_sheet(out: Path, jobs: Sequence[Any], records: dict[str, Any], cell: int) -> Path:
+    from .sheet import Cell, contact_sheet, write_sheet
+
+    cells = []
+    for job in jobs:
+        record = records.get(job.id)
+        status = record.status if record is not None else "not run"
+        shown = job.output if status in ("done", "interrupted") and job.output.is_file() else None
+        column = (job.style, *(f"{key}={value}" for key, value in job.grid))
+        cells.append(Cell(Path(job.content.split("?")[0]).stem, column, shown, "" if status == "done" else status))
+    return write_sheet(contact_sheet(cells, cell=cell), out / "sheet.png")
+
+
+class BatchRenderer(Renderer):
+    """What a rank shows: its jobs done out of its share with an ETA, and the current job's progress."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.perf_counter()
+        self.finished = 0
+
+    def eta(self) -> str:
+        if not self.finished:
+            return "--"
+        return format_duration((time.perf_counter() - self.started) / self.finished * (self.total - self.finished))
+
+    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
+        """Called before each job, or before a group of ``lanes`` jobs run together (``job`` is the first)."""
+
+    def job_end(self, job: Any, number: int, outcome: Any) -> None:
+        self.finished = number
+
+
+class PlainBatchRenderer(BatchRenderer):
+    """A line as each job starts and ends, prefixed with the rank under torchrun."""
+
+    def __init__(self, total: int, prefix: str = "") -> None:
+        super().__init__(total)
+        self.prefix = prefix
+
+    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
+        together = f" with the next {lanes - 1} in one batch" if lanes > 1 else ""
+        self.message(f"job {number}/{self.total} {job.name}: started{together}")
+
+    def job_end(self, job: Any, number: int, outcome: Any) -> None:
+        super().job_end(job, number, outcome)
+        result = outcome.result
+        loss = f", loss {result.trace[-1].loss:.4g}" if result is not None and result.trace else ""
+        said = f": {outcome.error}" if outcome.error else ""
+        self.message(f"job {number}/{self.total} {job.name}: {outcome.status} in {format_duration(outcome.seconds)}"
+                     f"{loss}{said}; eta {self.eta()}")
+
+    def message(self, text: str) -> None:
+        print(f"{self.prefix}{text}", flush=True)
+
+
+class RichBatchRenderer(BatchRenderer):
+    """Two bars: the jobs, with the batch's ETA, and the current job's steps (weighted by pixels)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        super().__init__(total)
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                                 TextColumn("eta {task.fields[eta]}"))
+        self.jobs = self.progress.add_task("jobs", total=total, count=f"0/{total}", eta="--")
+        self.job = self.progress.add_task("", total=1, count="", eta="--", visible=False)
+        self.work: Work | None = None
+
+    def __enter__(self) -> "RichBatchRenderer":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.progress.stop()
+
+    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
+        name = job.name[:40] + (f" +{lanes - 1}" if lanes > 1 else "")
+        self.progress.update(self.job, description=name, completed=0, total=1, count="", visible=True)
+
+    def run_start(self, event: RunStart) -> None:
+        self.work = Work(event.stages)
+        self.progress.update(self.job, total=self.work.total, completed=0)
+
+    def step(self, event: StepEvent) -> None:
+        done = self.work.done(event)
+        self.progress.update(self.job, completed=done, count=f"step {event.step}/{event.stage.steps}",
+                             eta=format_duration(self.work.remaining(event)))
+        # the batch so far, counting the current job's share done
+        share = self.finished + done / self.work.total
+        left = (time.perf_counter() - self.started) * (self.total - share) / share if share else 0.0
+        self.progress.update(self.jobs, completed=share, eta=format_duration(left))
+
+    def job_end(self, job: Any, number: int, outcome: Any) -> None:
+        super().job_end(job, number, outcome)
+        self.progress.update(self.jobs, completed=number, count=f"{number}/{self.total}", eta=self.eta())
+        if outcome.status != "done":
+            self.progress.console.print(f"{job.name}: {outcome.status}: {outcome.error}", highlight=False)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text, highlight=False)
+
+
+def _renderer(args: argparse.Namespace, ranks: Ranks, total: int) -> BatchRenderer:
+    if args.quiet:
+        return BatchRenderer(total)
+    rich = args.progress == "rich" or (args.progress == "auto" and sys.stdout.isatty() and ranks.world == 1)
+    if rich:
+        return RichBatchRenderer(total)
+    return PlainBatchRenderer(total, f"[rank {ranks.rank}] " if ranks.world > 1 else "")
