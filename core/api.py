@@ -29,7 +29,8 @@ from .registry import Registry, default_registry
 from .outputs import HINT, OutputError, check_output
 from .stages import Outcome, StagedRun, warn_upscaled_styles
 
-__all__ = ["Result", "run", "resume", "run_together", "create_backbone", "resolve_recipe", "save_result"]
+__all__ = ["Result", "run", "resume", "run_together", "create_backbone", "resolve_recipe", "save_result",
+           "snapshot_saver"]
 
 RecipeLike = Recipe | str | Path | Mapping[str, Any]
 
@@ -178,7 +179,7 @@ def _execute(recipe: Recipe, registry: Registry, saved: Mapping[str, Any] | None
     if saved is not None:
         trace.steps = [step_from_dict(step) for step in saved["trace"]]
     ckpt = checkpoint_path(recipe.output) if save and recipe.output is not None else None
-    snapshots = Snapshots(recipe.save_every, recipe.output, _snapshot_saver(recipe, str(device), registry)) if (
+    snapshots = Snapshots(recipe.save_every, recipe.output, snapshot_saver(recipe, str(device), registry)) if (
         save and recipe.output and recipe.save_every) else None
     emit = broadcast([trace, snapshots, PluginHooks(registry.manager), StepCallback(on_step) if on_step else None,
                       on_event])
@@ -230,7 +231,7 @@ def run_together(recipes: Sequence[RecipeLike], *, on_events: Sequence[OnEvent |
     events = [*(on_events or ()), *[None] * len(resolved)][:len(resolved)]
     for recipe, (content, styles), on_event in zip(resolved, inputs, events):
         trace = Trace()
-        snapshots = Snapshots(recipe.save_every, recipe.output, _snapshot_saver(recipe, str(device), registry)) if (
+        snapshots = Snapshots(recipe.save_every, recipe.output, snapshot_saver(recipe, str(device), registry)) if (
             save and recipe.output and recipe.save_every) else None
         emit = broadcast([trace, snapshots, PluginHooks(registry.manager), on_event])
         runs.append(StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
@@ -279,8 +280,9 @@ def _result(recipe: Recipe, registry: Registry, device: str, outcome: Outcome, s
                   stop is not None and stop.reason == INTERRUPTED, score=score, stopped=stop)
 
 
-def _snapshot_saver(recipe: Recipe, device: str, registry: Registry) -> Callable[[StepEvent, Path], None]:
+def snapshot_saver(recipe: Recipe, device: str, registry: Registry | None = None) -> Callable[[StepEvent, Path], None]:
     """Writes a step's picture, with the metadata of a result that ends at that step but no sidecar."""
+    registry = registry or default_registry()
 
     def save(event: StepEvent, path: Path) -> None:
         picture = event.image()

@@ -382,10 +382,13 @@ def run_job(job: Job, log: RankLog, *, on_event: Callable[[Any], None] | None = 
 
 def _ended(job: Job, log: RankLog, result: Any, seconds: float, *, resumed: bool = False, **details: Any) -> Outcome:
     """Log how ``job``'s run ended, from its result: done, interrupted, or failed on a non-finite loss."""
+    stop = result.stopped
     if result.interrupted:
-        status, error = INTERRUPTED_JOB, f"interrupted by {result.stopped.details.get('signal', 'SIGINT')}"
-    elif result.stopped is not None and result.stopped.reason == FAILED:
-        status, error = FAILED_JOB, result.stopped.details["message"]
+        status, error = INTERRUPTED_JOB, f"interrupted by {stop.details.get('signal', 'SIGINT')}"
+    elif stop is not None and stop.reason == FAILED:
+        status, error = FAILED_JOB, stop.details["message"]
+    elif stop is not None:  # a stop asked for (the preview's button, a plugin): the job is not done
+        status, error = INTERRUPTED_JOB, f"stopped: {stop.reason}"
     else:
         status, error = DONE, None
     log.write(job, status, seconds=seconds, steps=len(result.trace), final_losses=result.metadata()["final_losses"],

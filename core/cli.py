@@ -4,20 +4,22 @@ commands (the VGG plugin's ``weights``). Errors become messages and exit codes h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
 import sys
+import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from . import __version__
 from .cli_batch import add_batch_command
 from .cli_check import add_check_command
 from .cli_estimate import add_estimate_command, budget_argument
-from .errors import PluginError, StylefwError
+from .errors import PluginError, StylefwError, UserError
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -101,11 +103,25 @@ def _builtin_commands(commands: Any) -> None:
     score.add_argument("--write", action="store_true", help="add the score to OUTPUT.json")
     score.set_defaults(handler=cmd_score)
 
+    plot = commands.add_parser("plot", help="draw an output's loss curves from its sidecar (needs matplotlib)")
+    plot.add_argument("sidecar", metavar="OUTPUT.json", help="the sidecar written beside an output")
+    plot.add_argument("--out", metavar="FILE", help="the plot, .svg or .png (default: OUTPUT.losses.svg)")
+    plot.set_defaults(handler=cmd_plot)
+
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of a command that runs: progress, and checkpoints."""
+    """The options of a command that runs: progress, the preview, and checkpoints."""
     parser.add_argument("--progress", choices=("auto", "rich", "plain"), default="auto",
                         help="rich display, plain log lines, or auto (rich on a terminal)")
+    parser.add_argument("--preview", action="store_true",
+                        help="watch the run in a browser: serves a page on 127.0.0.1 and prints its URL")
+    parser.add_argument("--open", action="store_true", help="with --preview, open the page in the browser")
+    parser.add_argument("--preview-port", type=int, default=0, metavar="PORT",
+                        help="the preview's port (default: a free one)")
+    parser.add_argument("--preview-linger", type=float, metavar="SECONDS",
+                        help="keep the preview up this long after the run ends (default: until Ctrl-C)")
+    parser.add_argument("--plot", action="store_true",
+                        help="also write OUTPUT.losses.svg, the loss curves (needs matplotlib: stylefw[plot])")
     parser.add_argument("--log-every", type=int, metavar="N", help="with plain progress, a line every N steps")
     parser.add_argument("--checkpoint-every", type=int, metavar="N",
                         help="write OUTPUT.ckpt every N steps of the run, for 'stylefw resume'")
@@ -164,13 +180,47 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
     path = find_recipe(args.recipe)
     recipe = load_recipe(path, overrides_from(args), defaults={"output": str(Path.cwd() / f"{path.stem}.png")})
+    _check_plot(args)
     if args.budget:
         from .estimate import check_budget, parse_bytes
 
         check_budget(recipe, parse_bytes(args.budget))
-    with _renderer(args, recipe.total_steps) as renderer:
-        result = run(recipe, on_event=renderer, on_download=renderer.download, debug=args.debug)
-    return _report_run(args, result)
+    from .events import broadcast
+
+    with _renderer(args, recipe.total_steps) as renderer, _preview(args) as preview:
+        result = run(recipe, on_event=broadcast([renderer, preview]), on_download=renderer.download,
+                     debug=args.debug)
+        code = _report_run(args, result)
+        _plot(args, result)
+        _linger(args, preview)
+    return code
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_sidecar
+
+    path = plot_sidecar(args.sidecar, args.out)
+    if not args.quiet:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _check_plot(args: argparse.Namespace) -> None:
+    """Before a run with --plot: matplotlib must be there, or the run would end without its plot."""
+    if args.plot:
+        from .plot import require_matplotlib
+
+        require_matplotlib()
+
+
+def _plot(args: argparse.Namespace, result: Any) -> None:
+    """With --plot, the loss curves beside the output (a run without an output has none to plot beside)."""
+    if args.plot and result.output is not None and result.trace:
+        from .plot import plot_path, plot_sidecar
+
+        path = plot_sidecar(f"{result.output}.json", plot_path(result.output))
+        if not args.quiet:
+            print(f"plotted the losses in {path}", file=sys.stderr)
 
 
 def _resume_overrides(args: argparse.Namespace) -> list[Any]:
@@ -185,12 +235,54 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .recipe import recipe_from_dict
 
     overrides = _resume_overrides(args)
+    _check_plot(args)
     # the renderer's pace comes from the run's length, so the checkpoint's recipe is read here first
     steps = recipe_from_dict(read_checkpoint(args.checkpoint)["recipe"]).total_steps
-    with _renderer(args, steps) as renderer:
-        result = resume(args.checkpoint, overrides, force=args.force, on_event=renderer,
+    from .events import broadcast
+
+    with _renderer(args, steps) as renderer, _preview(args) as preview:
+        result = resume(args.checkpoint, overrides, force=args.force, on_event=broadcast([renderer, preview]),
                         on_download=renderer.download, debug=args.debug)
-    return _report_run(args, result)
+        code = _report_run(args, result)
+        _plot(args, result)
+        _linger(args, preview)
+    return code
+
+
+@contextlib.contextmanager
+def _preview(args: argparse.Namespace) -> Iterator[Any]:
+    """With --preview, the page's server for the duration, its URL printed (and opened with --open)."""
+    if not args.preview:
+        yield None
+        return
+    from .api import snapshot_saver
+    from .preview import Preview, PreviewServer
+
+    preview = Preview(saver=lambda start: snapshot_saver(start.recipe, start.device))
+    try:
+        server = PreviewServer(preview, args.preview_port)
+    except OSError as exc:
+        raise UserError(f"cannot serve the preview on port {args.preview_port}: {exc.strerror or exc}",
+                        context="--preview-port", hint="choose another port, or leave it out for a free one") from None
+    with server:
+        print(f"preview: {server.url}", flush=True)
+        if args.open:
+            import webbrowser
+
+            webbrowser.open(server.url)
+        yield preview
+
+
+def _linger(args: argparse.Namespace, preview: Any) -> None:
+    """Keep the preview's page up after the run: for --preview-linger seconds, or until Ctrl-C."""
+    if preview is None:
+        return
+    if args.preview_linger is None:
+        print("the preview stays up; Ctrl-C to close it", file=sys.stderr, flush=True)
+    try:
+        time.sleep(args.preview_linger if args.preview_linger is not None else 10**9)
+    except KeyboardInterrupt:
+        pass
 
 
 def _report_run(args: argparse.Namespace, result: Any) -> int:

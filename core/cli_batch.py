@@ -20,9 +20,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
-from .contracts import RunStart, StepEvent
-from .progress import Renderer, Work, format_duration
-
 __all__ = ["add_batch_command", "cmd_batch", "Ranks"]
 
 # how long a rank waits for the others at the end: jobs are uneven, and a long one must not time the group out
@@ -67,6 +64,14 @@ def add_batch_command(commands: Any) -> None:
                        help="write each job's OUTPUT.ckpt every N steps, so a killed job continues from there")
     batch.add_argument("--progress", choices=("auto", "rich", "plain"), default="auto",
                        help="rich display, plain log lines, or auto (rich on a terminal, and in one process)")
+    batch.add_argument("--preview", action="store_true",
+                       help="watch the jobs in a browser: the current one live, the ended ones as thumbnails "
+                            "(under torchrun, the first process's jobs)")
+    batch.add_argument("--open", action="store_true", help="with --preview, open the page in the browser")
+    batch.add_argument("--preview-port", type=int, default=0, metavar="PORT",
+                       help="the preview's port (default: a free one)")
+    batch.add_argument("--preview-linger", type=float, metavar="SECONDS",
+                       help="keep the preview up this long after the batch ends (default: until Ctrl-C)")
     batch.set_defaults(handler=cmd_batch)
 
 
@@ -142,7 +147,10 @@ def _overrides(args: argparse.Namespace) -> list[Any]:
 def cmd_batch(args: argparse.Namespace) -> int:
     import torch
 
-    from .batch import FAILED_JOB, INTERRUPTED_JOB, expand_inputs, is_done, latest, parse_grid, plan_jobs, read_records, shard
+    from .batch import (FAILED_JOB, INTERRUPTED_JOB, expand_inputs, is_done, latest, parse_grid, plan_jobs,
+                        read_records, shard)
+    from .cli import _linger, _preview
+    from .contracts import INTERRUPTED
     from .errors import UserError
     from .recipe import find_recipe
 
@@ -165,39 +173,53 @@ def cmd_batch(args: argparse.Namespace) -> int:
     jobs = [dataclasses.replace(job, recipe=dataclasses.replace(job.recipe, device=ranks.device(job.recipe.device)))
             for job in jobs]
     start = time.perf_counter()
-    with ranks:
+    args.preview = args.preview and ranks.rank == 0  # one page, the first process's: each would need its own port
+    with ranks, _preview(args) as preview:
         records = latest(read_records(out))
         todo = [job for job in jobs if not is_done(job, records)]
         ranks.barrier()  # every rank has read the logs before any rank writes to them
         mine = shard(todo, ranks.rank, ranks.world)
         with _renderer(args, ranks, len(mine)) as renderer:
-            outcomes = _run_shard(mine, out, ranks, renderer, batch_size=args.batch_size, debug=args.debug)
+            outcomes = _run_shard(mine, out, ranks, renderer, preview, batch_size=args.batch_size, debug=args.debug)
         summaries = ranks.gather([(job.id, outcome.status, outcome.error) for job, outcome in outcomes])
         if ranks.rank == 0:
             _finish(args, out, jobs, summaries, skipped=len(jobs) - len(todo), seconds=time.perf_counter() - start)
         ranks.barrier()  # the manifest is merged before any rank exits
+        _linger(args, preview)
     stopped = [outcome.result.stopped for _, outcome in outcomes if outcome.status == INTERRUPTED_JOB]
-    if stopped:  # as a single run: 128 + the signal's number
+    if stopped and stopped[0].reason == INTERRUPTED:  # as a single run: 128 + the signal's number
         return 128 + int(signal.Signals[stopped[0].details.get("signal", "SIGINT")])
     return 1 if any(status == FAILED_JOB for summary in summaries for _, status, _ in summary) else 0
 
 
-def _run_shard(jobs: Sequence[Any], out: Path, ranks: Ranks, renderer: "BatchRenderer", *, batch_size: int,
+def _run_shard(jobs: Sequence[Any], out: Path, ranks: Ranks, renderer: Any, preview: Any, *, batch_size: int,
                debug: bool) -> list[tuple[Any, Any]]:
     """Run this rank's jobs in order, ``batch_size`` at a time where they can share a batch, stopping after
-    one is interrupted (Ctrl-C, SIGTERM)."""
+    one is interrupted (Ctrl-C, SIGTERM, the preview's Stop)."""
     from .batch import INTERRUPTED_JOB, RankLog, lane_groups, run_lanes
     from .cli import _classify
+    from .events import broadcast
 
     log = RankLog(out, ranks.rank)
     outcomes: list[tuple[Any, Any]] = []
+    place = {job.id: index for index, job in enumerate(jobs)}
+    if preview is not None:
+        preview.batch([job.name for job in jobs])
     for group in lane_groups(jobs, batch_size):
         renderer.job_start(group[0], len(outcomes) + 1, len(group))
-        for job, outcome in zip(group, run_lanes(group, log, on_event=renderer, classify=_classify, debug=debug)):
+        if preview is not None:
+            for job in group:
+                preview.job_started(place[job.id])
+        on_event = broadcast([renderer, preview])
+        for job, outcome in zip(group, run_lanes(group, log, on_event=on_event, classify=_classify, debug=debug)):
             outcomes.append((job, outcome))
             renderer.job_end(job, len(outcomes), outcome)
+            if preview is not None:
+                preview.job_ended(place[job.id], outcome.status, job.output)
         if any(outcome.status == INTERRUPTED_JOB for _, outcome in outcomes[-len(group):]):
             break
+    if preview is not None:
+        preview.batch_ended()
     return outcomes
 
 
@@ -212,6 +234,8 @@ def _finish(args: argparse.Namespace, out: Path, jobs: Sequence[Any], summaries:
         return
     from rich.console import Console
     from rich.table import Table
+
+    from .progress import format_duration
 
     ran = [item for summary in summaries for item in summary]
     counts = {status: sum(1 for _, found, _ in ran if found == status) for status in ("done", "failed", "interrupted")}
@@ -243,97 +267,9 @@ def _write_sheet(out: Path, jobs: Sequence[Any], records: dict[str, Any], cell: 
     return write_sheet(contact_sheet(cells, cell=cell), out / "sheet.png")
 
 
-class BatchRenderer(Renderer):
-    """What a rank shows: its jobs done out of its share with an ETA, and the current job's progress."""
+def _renderer(args: argparse.Namespace, ranks: Ranks, total: int) -> Any:
+    from .progress import BatchRenderer, PlainBatchRenderer, RichBatchRenderer
 
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.started = time.perf_counter()
-        self.finished = 0
-
-    def eta(self) -> str:
-        if not self.finished:
-            return "--"
-        return format_duration((time.perf_counter() - self.started) / self.finished * (self.total - self.finished))
-
-    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
-        """Called before each job, or before a group of ``lanes`` jobs run together (``job`` is the first)."""
-
-    def job_end(self, job: Any, number: int, outcome: Any) -> None:
-        self.finished = number
-
-
-class PlainBatchRenderer(BatchRenderer):
-    """A line as each job starts and ends, prefixed with the rank under torchrun."""
-
-    def __init__(self, total: int, prefix: str = "") -> None:
-        super().__init__(total)
-        self.prefix = prefix
-
-    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
-        together = f" with the next {lanes - 1} in one batch" if lanes > 1 else ""
-        self.message(f"job {number}/{self.total} {job.name}: started{together}")
-
-    def job_end(self, job: Any, number: int, outcome: Any) -> None:
-        super().job_end(job, number, outcome)
-        result = outcome.result
-        loss = f", loss {result.trace[-1].loss:.4g}" if result is not None and result.trace else ""
-        said = f": {outcome.error}" if outcome.error else ""
-        self.message(f"job {number}/{self.total} {job.name}: {outcome.status} in {format_duration(outcome.seconds)}"
-                     f"{loss}{said}; eta {self.eta()}")
-
-    def message(self, text: str) -> None:
-        print(f"{self.prefix}{text}", flush=True)
-
-
-class RichBatchRenderer(BatchRenderer):
-    """Two bars: the jobs, with the batch's ETA, and the current job's steps (weighted by pixels)."""
-
-    def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        super().__init__(total)
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
-                                 TextColumn("eta {task.fields[eta]}"))
-        self.jobs = self.progress.add_task("jobs", total=total, count=f"0/{total}", eta="--")
-        self.job = self.progress.add_task("", total=1, count="", eta="--", visible=False)
-        self.work: Work | None = None
-
-    def __enter__(self) -> "RichBatchRenderer":
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.progress.stop()
-
-    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
-        name = job.name[:40] + (f" +{lanes - 1}" if lanes > 1 else "")
-        self.progress.update(self.job, description=name, completed=0, total=1, count="", visible=True)
-
-    def run_start(self, event: RunStart) -> None:
-        self.work = Work(event.stages)
-        self.progress.update(self.job, total=self.work.total, completed=0)
-
-    def step(self, event: StepEvent) -> None:
-        done = self.work.done(event)
-        self.progress.update(self.job, completed=done, count=f"step {event.step}/{event.stage.steps}",
-                             eta=format_duration(self.work.remaining(event)))
-        # the batch so far, counting the current job's share done
-        share = self.finished + done / self.work.total
-        left = (time.perf_counter() - self.started) * (self.total - share) / share if share else 0.0
-        self.progress.update(self.jobs, completed=share, eta=format_duration(left))
-
-    def job_end(self, job: Any, number: int, outcome: Any) -> None:
-        super().job_end(job, number, outcome)
-        self.progress.update(self.jobs, completed=number, count=f"{number}/{self.total}", eta=self.eta())
-        if outcome.status != "done":
-            self.progress.console.print(f"{job.name}: {outcome.status}: {outcome.error}", highlight=False)
-
-    def message(self, text: str) -> None:
-        self.progress.console.print(text, highlight=False)
-
-
-def _renderer(args: argparse.Namespace, ranks: Ranks, total: int) -> BatchRenderer:
     if args.quiet:
         return BatchRenderer(total)
     rich = args.progress == "rich" or (args.progress == "auto" and sys.stdout.isatty() and ranks.world == 1)

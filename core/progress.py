@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -13,7 +13,8 @@ from rich.table import Table
 from .contracts import RunStart, Stage, StageStart, StepEvent, Term
 from .events import Subscriber
 
-__all__ = ["Renderer", "RichRenderer", "PlainRenderer", "QuietRenderer", "Work", "format_duration"]
+__all__ = ["Renderer", "RichRenderer", "PlainRenderer", "QuietRenderer", "Work", "format_duration", "BatchRenderer",
+           "PlainBatchRenderer", "RichBatchRenderer"]
 
 
 def format_duration(seconds: float) -> str:
@@ -167,3 +168,91 @@ def _loss_table(terms: tuple[Term, ...], loss: float) -> Table:
         table.add_row(term.label, f"{term.weighted:.4g}", f"{term.value:.4g}", f"{term.weight:g}")
     table.add_row("[bold]total", f"[bold]{loss:.4g}", "", "")
     return table
+
+
+class BatchRenderer(Renderer):
+    """What a rank shows: its jobs done out of its share with an ETA, and the current job's progress."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.perf_counter()
+        self.finished = 0
+
+    def eta(self) -> str:
+        if not self.finished:
+            return "--"
+        return format_duration((time.perf_counter() - self.started) / self.finished * (self.total - self.finished))
+
+    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
+        """Called before each job, or before a group of ``lanes`` jobs run together (``job`` is the first)."""
+
+    def job_end(self, job: Any, number: int, outcome: Any) -> None:
+        self.finished = number
+
+
+class PlainBatchRenderer(BatchRenderer):
+    """A line as each job starts and ends, prefixed with the rank under torchrun."""
+
+    def __init__(self, total: int, prefix: str = "") -> None:
+        super().__init__(total)
+        self.prefix = prefix
+
+    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
+        together = f" with the next {lanes - 1} in one batch" if lanes > 1 else ""
+        self.message(f"job {number}/{self.total} {job.name}: started{together}")
+
+    def job_end(self, job: Any, number: int, outcome: Any) -> None:
+        super().job_end(job, number, outcome)
+        result = outcome.result
+        loss = f", loss {result.trace[-1].loss:.4g}" if result is not None and result.trace else ""
+        said = f": {outcome.error}" if outcome.error else ""
+        self.message(f"job {number}/{self.total} {job.name}: {outcome.status} in {format_duration(outcome.seconds)}"
+                     f"{loss}{said}; eta {self.eta()}")
+
+    def message(self, text: str) -> None:
+        print(f"{self.prefix}{text}", flush=True)
+
+
+class RichBatchRenderer(BatchRenderer):
+    """Two bars: the jobs, with the batch's ETA, and the current job's steps (weighted by pixels)."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                                 TextColumn("eta {task.fields[eta]}"))
+        self.jobs = self.progress.add_task("jobs", total=total, count=f"0/{total}", eta="--")
+        self.job = self.progress.add_task("", total=1, count="", eta="--", visible=False)
+        self.work: Work | None = None
+
+    def __enter__(self) -> "RichBatchRenderer":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.progress.stop()
+
+    def job_start(self, job: Any, number: int, lanes: int = 1) -> None:
+        name = job.name[:40] + (f" +{lanes - 1}" if lanes > 1 else "")
+        self.progress.update(self.job, description=name, completed=0, total=1, count="", visible=True)
+
+    def run_start(self, event: RunStart) -> None:
+        self.work = Work(event.stages)
+        self.progress.update(self.job, total=self.work.total, completed=0)
+
+    def step(self, event: StepEvent) -> None:
+        done = self.work.done(event)
+        self.progress.update(self.job, completed=done, count=f"step {event.step}/{event.stage.steps}",
+                             eta=format_duration(self.work.remaining(event)))
+        # the batch so far, counting the current job's share done
+        share = self.finished + done / self.work.total
+        left = (time.perf_counter() - self.started) * (self.total - share) / share if share else 0.0
+        self.progress.update(self.jobs, completed=share, eta=format_duration(left))
+
+    def job_end(self, job: Any, number: int, outcome: Any) -> None:
+        super().job_end(job, number, outcome)
+        self.progress.update(self.jobs, completed=number, count=f"{number}/{self.total}", eta=self.eta())
+        if outcome.status != "done":
+            self.progress.console.print(f"{job.name}: {outcome.status}: {outcome.error}", highlight=False)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text, highlight=False)

@@ -1,0 +1,350 @@
+"""``--preview``: watch a run in the browser, served from this process to this machine only.
+
+A ``Preview`` is a run subscriber. On the training thread it does as little as it can: it keeps each
+step's loss tensor (no read from the device), reads the kept ones together about ten times a second, and
+about once a second copies the picture to the host without waiting for the device and hands it to an
+encoder thread, which waits for the copy and makes the PNG. The HTTP server runs on its own threads,
+reads only what the subscriber has published under a lock, and passes the Stop and Save buttons back as
+requests that the next step honours, as a Ctrl-C would be.
+
+The server listens on 127.0.0.1 only, and every request must carry the random token of the URL it
+prints, or it gets 403: another user of the machine, or a web page in the browser, cannot read or stop
+the run.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import math
+import resource
+import secrets
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+import torch
+from PIL import Image
+
+from .contracts import RunEnd, RunStart, StageStart, StepEvent
+from .events import Subscriber, snapshot_path
+from .image import to_pil
+from .progress import Work, format_duration
+
+__all__ = ["Preview", "PreviewServer", "STOPPED", "READS_PER_SECOND", "IMAGE_EVERY", "CURVE_POINTS"]
+
+STOPPED = "stopped from preview"
+READS_PER_SECOND = 10  # losses read back from the device at most this often
+IMAGE_EVERY = 1.0  # seconds between two pictures sent to the page
+CURVE_POINTS = 1000  # the most steps of the loss history a status carries
+THUMBNAIL = 160  # a batch's finished jobs, this many pixels across
+
+
+class _Published:
+    """What the page may read: a JSON-able status, the latest PNG and its number, under one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.status: dict[str, Any] = {"state": "starting"}
+        self.png: bytes | None = None
+        self.version = 0
+        self.thumbnails: dict[int, bytes] = {}  # a batch's finished jobs, by index
+
+    def update(self, **changes: Any) -> None:
+        with self.lock:
+            self.status = {**self.status, **changes}
+
+    def picture(self, png: bytes) -> None:
+        with self.lock:
+            self.png, self.version = png, self.version + 1
+            self.status = {**self.status, "image": self.version}
+
+    def thumbnail(self, index: int, png: bytes) -> None:
+        with self.lock:
+            self.thumbnails[index] = png
+
+    def read(self) -> tuple[dict[str, Any], bytes | None]:
+        with self.lock:
+            return self.status, self.png
+
+
+class _Encoder(threading.Thread):
+    """Turns host copies of the picture into PNGs, off the training thread; keeps only the newest waiting."""
+
+    def __init__(self, published: _Published) -> None:
+        super().__init__(name="stylefw-preview-encoder", daemon=True)
+        self.published = published
+        self.ready = threading.Condition()
+        self.waiting: tuple[torch.Tensor, Any] | None = None
+        self.closed = False
+
+    def submit(self, picture: torch.Tensor) -> None:
+        """Start copying ``picture`` to the host; the device is not waited for here."""
+        if picture.device.type == "cuda":
+            host = torch.empty(picture.shape, dtype=picture.dtype, pin_memory=True)
+            host.copy_(picture.detach(), non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        else:
+            host, done = picture.detach().to("cpu", copy=True), None
+        with self.ready:
+            self.waiting = host, done
+            self.ready.notify()
+
+    def close(self) -> None:
+        with self.ready:
+            self.closed = True
+            self.ready.notify()
+
+    def run(self) -> None:
+        while True:
+            with self.ready:
+                while self.waiting is None and not self.closed:
+                    self.ready.wait()
+                if self.waiting is None:
+                    return
+                (host, done), self.waiting = self.waiting, None
+            if done is not None:
+                done.synchronize()  # this thread waits for the copy; the training thread goes on
+            buffer = io.BytesIO()
+            to_pil(host).save(buffer, format="PNG")
+            self.published.picture(buffer.getvalue())
+
+
+class Preview(Subscriber):
+    """Publishes a run's progress, losses and picture for the page, and honours its Stop and Save buttons.
+
+    ``save(event, path)`` writes a snapshot of the step (``stylefw.api.snapshot_saver`` gives one); ``output``
+    is where the run's output goes, beside which snapshots are written.
+    """
+
+    def __init__(self, published: _Published | None = None, *,
+                 saver: Callable[[Any], Callable[[StepEvent, Path], None] | None] | None = None) -> None:
+        self.published = published or _Published()
+        self.saver = saver
+        self.encoder = _Encoder(self.published)
+        self.encoder.start()
+        self.pending: list[tuple[StepEvent, torch.Tensor]] = []
+        # each step's total and weighted terms, by the run's step count, for the page's curve
+        self.history: dict[str, Any] = {"labels": [], "done": [], "stage": [], "total": [], "terms": []}
+        self.read_at = self.image_at = 0.0
+        self.stop_asked = self.save_asked = False
+        self.work: Work | None = None
+        self.save: Callable[[StepEvent, Path], None] | None = None
+        self.output: Path | None = None
+        self.device = "cpu"
+
+    # the page's buttons, called from the server's threads: the next step acts on them
+
+    def ask_stop(self) -> None:
+        self.stop_asked = True
+
+    def ask_save(self) -> None:
+        self.save_asked = True
+
+    # the run's events, on the training thread
+
+    # a batch's jobs (stylefw batch --preview), called by the batch between runs
+
+    def batch(self, names: list[str]) -> None:
+        """The page shows these jobs as a grid, each with its status and, once done, a thumbnail."""
+        self.published.update(batch={"state": "running", "current": None,
+                                     "jobs": [{"name": name, "status": "waiting"} for name in names]})
+
+    def job_started(self, index: int) -> None:
+        self._job(index, "running", current=index)
+
+    def job_ended(self, index: int, status: str, output: Path | None) -> None:
+        """Mark job ``index`` as ``status``, with a thumbnail of ``output`` if it was written."""
+        if output is not None and output.is_file():
+            with Image.open(output) as image:
+                thumbnail = image.convert("RGB")
+            thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
+            buffer = io.BytesIO()
+            thumbnail.save(buffer, format="PNG")
+            self.published.thumbnail(index, buffer.getvalue())
+        self._job(index, status)
+
+    def batch_ended(self) -> None:
+        with self.published.lock:
+            batch = self.published.status["batch"]
+            self.published.status = {**self.published.status, "batch": {**batch, "state": "done", "current": None}}
+
+    def _job(self, index: int, status: str, **changes: Any) -> None:
+        with self.published.lock:
+            batch = self.published.status["batch"]
+            jobs = [dict(job) for job in batch["jobs"]]
+            jobs[index]["status"] = status
+            self.published.status = {**self.published.status, "batch": {**batch, **changes, "jobs": jobs}}
+
+    def close(self) -> None:
+        """Stop the encoder thread (the server may still show what was published)."""
+        self.encoder.close()
+
+    def run_start(self, event: RunStart) -> None:
+        self.pending = []
+        self.history = {"labels": [], "done": [], "stage": [], "total": [], "terms": []}
+        self.work, self.device = Work(event.stages), event.device
+        self.output = event.recipe.output
+        self.save = self.saver(event) if self.saver is not None and self.output is not None else None
+        stages = [{"index": stage.index, "size": stage.size, "shape": list(stage.shape), "steps": stage.steps}
+                  for stage in event.stages]
+        self.published.update(state="running", recipe=event.recipe.data, device=event.device, stages=stages,
+                              total_steps=event.total_steps, output=str(self.output) if self.output else None,
+                              final=None, stopped=None, losses=None, step=0, done=0)
+
+    def stage_start(self, event: StageStart) -> None:
+        self.flush()
+        self.published.update(stage=event.stage.index, size=event.stage.size, shape=list(event.stage.shape))
+
+    def step(self, event: StepEvent) -> None:
+        self.pending.append((event, event.values))
+        now = time.monotonic()
+        if now - self.read_at >= 1 / READS_PER_SECOND or event.step == event.stage.steps:
+            self.read_at = now
+            self.flush()
+        if now - self.image_at >= IMAGE_EVERY or event.step == event.stage.steps:
+            self.image_at = now
+            self.encoder.submit(event.image())
+        if self.save_asked and self.save is not None:
+            self.save_asked = False
+            stage = event.stage.index if event.stage.count > 1 else None
+            path = snapshot_path(self.output, event.step, stage)
+            self.save(event, path)
+            self.published.update(saved=str(path))
+        if self.stop_asked:
+            event.stop(STOPPED)
+
+    def run_end(self, event: RunEnd) -> None:
+        self.flush()
+        result = event.result
+        buffer = io.BytesIO()
+        result.image.save(buffer, format="PNG")
+        self.published.picture(buffer.getvalue())
+        stopped = result.stopped.as_dict() if result.stopped is not None else None
+        self.published.update(state="done", final=result.metadata()["final_losses"], stopped=stopped,
+                              output=str(result.output) if result.output else None)
+
+    def flush(self) -> None:
+        """Read every kept step's losses from the device in one go, and publish them with the progress."""
+        if not self.pending:
+            return
+        events = [event for event, _ in self.pending]
+        rows = torch.stack([values.detach().float().cpu() for _, values in self.pending]).tolist()
+        self.pending = []
+        history = self.history
+        history["labels"] = list(events[-1].labels)
+        for event, (total, *terms) in zip(events, rows):
+            history["done"].append(event.done)
+            history["stage"].append(event.stage.index)
+            history["total"].append(total)
+            history["terms"].append([weight * value for weight, value in zip(event.weights, terms)])
+        last = events[-1]
+        rate = last.done / last.elapsed if last.elapsed > 0 else 0.0
+        self.published.update(step=last.step, stage_steps=last.stage.steps, done=last.done, rate=rate,
+                              eta=format_duration(self.work.remaining(last)), losses=_copy(history),
+                              memory=_peak_memory(self.device))
+
+
+def _copy(history: dict[str, Any]) -> dict[str, Any]:
+    """The history for the page, thinned to at most ``CURVE_POINTS`` steps (the last always kept), so that a
+    long run's status stays small to encode and to send."""
+    count = len(history["done"])
+    keep = list(range(0, count, max(1, math.ceil(count / CURVE_POINTS))))
+    if count and keep[-1] != count - 1:
+        keep.append(count - 1)
+    return {"labels": list(history["labels"]),
+            **{key: [history[key][index] for index in keep] for key in ("done", "stage", "total", "terms")}}
+
+
+def _peak_memory(device: str) -> dict[str, Any]:
+    """The device's peak memory so far: allocated on a GPU, the process's resident set size on the CPU."""
+    if device.startswith("cuda"):
+        return {"kind": "max_memory_allocated", "bytes": torch.cuda.max_memory_allocated(torch.device(device))}
+    return {"kind": "peak resident set size", "bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+class PreviewServer:
+    """The local web server of a ``Preview``: 127.0.0.1 only, a random token, on its own threads."""
+
+    def __init__(self, preview: Preview, port: int = 0) -> None:
+        self.preview, self.token = preview, secrets.token_urlsafe(16)
+        self.page = resources.files("stylefw").joinpath("preview.html").read_bytes()
+        handler = type("Handler", (_Handler,), {"server_of": self})
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="stylefw-preview", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/?token={self.token}"
+
+    def __enter__(self) -> "PreviewServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_of: PreviewServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # the terminal shows the run, not each request
+        return
+
+    def _allowed(self) -> bool:
+        token = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
+        if secrets.compare_digest(token, self.server_of.token):
+            return True
+        self._send(403, b"forbidden: open the URL stylefw printed, with its token\n", "text/plain; charset=utf-8")
+        return False
+
+    def _send(self, code: int, body: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if not self._allowed():
+            return
+        route = urlsplit(self.path).path
+        status, png = self.server_of.preview.published.read()
+        if route == "/":
+            self._send(200, self.server_of.page, "text/html; charset=utf-8")
+        elif route == "/status":
+            self._send(200, json.dumps(status, default=str).encode(), "application/json")
+        elif route == "/image.png" and png is not None:
+            self._send(200, png, "image/png")
+        elif route == "/thumbnail.png":
+            index = parse_qs(urlsplit(self.path).query).get("job", [""])[0]
+            with self.server_of.preview.published.lock:
+                found = self.server_of.preview.published.thumbnails.get(int(index)) if index.isdigit() else None
+            if found is None:
+                self._send(404, b"no such thumbnail\n", "text/plain; charset=utf-8")
+            else:
+                self._send(200, found, "image/png")
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+    def do_POST(self) -> None:
+        if not self._allowed():
+            return
+        route = urlsplit(self.path).path
+        if route == "/stop":
+            self.server_of.preview.ask_stop()
+        elif route == "/snapshot":
+            self.server_of.preview.ask_save()
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+            return
+        self._send(202, b"{}", "application/json")
