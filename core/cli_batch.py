@@ -234,12 +234,13 @@ def _finish(args: argparse.Namespace, out: Path, jobs: Sequence[Any], summaries:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from .progress import format_duration
 
     ran = [item for summary in summaries for item in summary]
     counts = {status: sum(1 for _, found, _ in ran if found == status) for status in ("done", "failed", "interrupted")}
-    table = Table(box=None, padding=(0, 2), title=f"batch of {len(jobs)} jobs in {out}", title_justify="left")
+    table = Table(box=None, padding=(0, 2), title=Text(f"batch of {len(jobs)} jobs in {out}"), title_justify="left")
     for column in ("done", "failed", "interrupted", "skipped (done before)", "time"):
         table.add_column(column, justify="right")
     table.add_row(*(str(counts[key]) for key in ("done", "failed", "interrupted")), str(skipped),
@@ -249,9 +250,9 @@ def _finish(args: argparse.Namespace, out: Path, jobs: Sequence[Any], summaries:
     names = {job.id: job.name for job in jobs}
     for ident, status, error in ran:
         if status != "done":
-            console.print(f"  {status}: {names[ident]}: {error}", highlight=False)
+            console.print(f"  {status}: {names[ident]}: {error}", highlight=False, markup=False)
     console.print(f"manifest: {out / 'manifest.jsonl'}" + (f"; contact sheet: {sheet}" if sheet else ""),
-                  highlight=False)
+                  highlight=False, markup=False)
 
 
 def _write_sheet(out: Path, jobs: Sequence[Any], records: dict[str, Any], cell: int) -> Path:

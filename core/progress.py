@@ -157,7 +157,7 @@ class RichRenderer(Renderer):
         self.progress.update(self.downloads[url], completed=done)
 
     def message(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, markup=False)
 
 
 def _loss_table(terms: tuple[Term, ...], loss: float) -> Table:
@@ -252,7 +252,8 @@ class RichBatchRenderer(BatchRenderer):
         super().job_end(job, number, outcome)
         self.progress.update(self.jobs, completed=number, count=f"{number}/{self.total}", eta=self.eta())
         if outcome.status != "done":
-            self.progress.console.print(f"{job.name}: {outcome.status}: {outcome.error}", highlight=False)
+            self.progress.console.print(f"{job.name}: {outcome.status}: {outcome.error}", highlight=False,
+                                        markup=False)
 
     def message(self, text: str) -> None:
-        self.progress.console.print(text, highlight=False)
+        self.progress.console.print(text, highlight=False, markup=False)
