@@ -20,6 +20,7 @@ import json
 import math
 import resource
 import secrets
+import sys
 import threading
 import time
 from importlib import resources
@@ -275,7 +276,7 @@ class PreviewServer:
         self.preview, self.token = preview, secrets.token_urlsafe(16)
         self.page = resources.files("stylefw").joinpath("preview.html").read_bytes()
         handler = type("Handler", (_Handler,), {"server_of": self})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd = _Server(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="stylefw-preview", daemon=True)
 
@@ -291,6 +292,13 @@ class PreviewServer:
     def __exit__(self, *exc_info: Any) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser closed mid-reply (a tab shut, a reload): nothing to report, the run goes on."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -96,3 +96,21 @@ def test_compile_runs_on_the_gpu_and_agrees(tmp_path):
         plain = stylefw.run(data, save=False)
         fast = stylefw.run({**data, "compile": True}, save=False)
     assert [step.loss for step in fast.trace] == pytest.approx([step.loss for step in plain.trace], rel=1e-3)
+
+
+def test_the_preview_copies_pictures_from_the_gpu_off_the_training_thread(tmp_path):
+    """--preview on CUDA: the picture goes to the host through a pinned buffer and an event the encoder
+    thread waits on; the page gets pictures and the run's end."""
+    from stylefw.preview import Preview
+
+    preview = Preview()
+    data = {**_recipe(tmp_path, "cuda"), "steps": 200}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StylefwWarning)
+        result = stylefw.run(data, save=False, on_event=preview)
+    preview.close()
+    preview.encoder.join(timeout=10)
+    status, png = preview.published.read()
+    assert status["state"] == "done" and status["device"].startswith("cuda")
+    assert png is not None and png.startswith(b"\x89PNG") and status["image"] >= 2
+    assert status["losses"]["done"][-1] == len(result.trace) == 200

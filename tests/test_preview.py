@@ -105,6 +105,36 @@ def test_the_page_follows_the_run_and_stop_ends_it_with_the_reason(running):
     assert (folder / "out.png").is_file()
 
 
+def test_two_tabs_and_a_closed_one_leave_the_run_alone(running):
+    """Two pollers at once both get whole answers; a client that hangs up mid-reply changes nothing."""
+    import socket
+    import threading
+
+    _, url, _ = running
+    deadline = time.monotonic() + 60
+    while not status(url).get("image") and time.monotonic() < deadline:  # the first picture is out
+        time.sleep(0.2)
+    answers: list[tuple[str, int]] = []
+
+    def tab() -> None:
+        for _ in range(10):
+            answers.append((json.loads(get(at(url, "/status"))[1])["state"], get(at(url, "/image.png"))[0]))
+
+    tabs = [threading.Thread(target=tab) for _ in range(2)]
+    for thread in tabs:
+        thread.start()
+    parts = urlsplit(url)
+    for _ in range(5):  # ask for the picture and hang up before reading it
+        with socket.create_connection((parts.hostname, parts.port)) as hung_up:
+            hung_up.sendall(f"GET /image.png?{parts.query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    for thread in tabs:
+        thread.join()
+    assert answers == [("running", 200)] * 20
+    before = status(url)["done"]
+    time.sleep(1.5)
+    assert status(url)["state"] == "running" and status(url)["done"] > before
+
+
 def test_a_request_without_the_token_is_refused(running):
     _, url, _ = running
     for path in ("/", "/status", "/image.png"):
