@@ -179,7 +179,8 @@ def test_a_batch_preview_shows_each_job_and_stop_ends_the_batch(tmp_path):
         url = process.stdout.readline().split(" ", 1)[1].strip()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            jobs = status(url)["batch"]["jobs"]
+            # the page is up before the batch has planned its jobs: until then the status has no batch
+            jobs = status(url).get("batch", {"jobs": []})["jobs"]
             if [job["status"] for job in jobs[:2]] == ["done", "running"]:
                 break
             time.sleep(0.3)
