@@ -256,7 +256,8 @@ def _preview(args: argparse.Namespace) -> Iterator[Any]:
         yield None
         return
     from .api import snapshot_saver
-    from .preview import Preview, PreviewServer
+    from .preview import Preview
+    from .preview_server import PreviewServer
 
     preview = Preview(saver=lambda start: snapshot_saver(start.recipe, start.device))
     try:

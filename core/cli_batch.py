@@ -147,11 +147,11 @@ def _overrides(args: argparse.Namespace) -> list[Any]:
 def cmd_batch(args: argparse.Namespace) -> int:
     import torch
 
-    from .batch import (FAILED_JOB, INTERRUPTED_JOB, expand_inputs, is_done, latest, parse_grid, plan_jobs,
-                        read_records, shard)
+    from .batch import expand_inputs, parse_grid, plan_jobs, shard
     from .cli import _linger, _preview
     from .contracts import INTERRUPTED
     from .errors import UserError
+    from .manifest import FAILED_JOB, INTERRUPTED_JOB, is_done, latest, read_records
     from .recipe import find_recipe
 
     if args.batch_size < 1:
@@ -196,9 +196,10 @@ def _run_shard(jobs: Sequence[Any], out: Path, ranks: Ranks, renderer: Any, prev
                debug: bool) -> list[tuple[Any, Any]]:
     """Run this rank's jobs in order, ``batch_size`` at a time where they can share a batch, stopping after
     one is interrupted (Ctrl-C, SIGTERM, the preview's Stop)."""
-    from .batch import INTERRUPTED_JOB, RankLog, lane_groups, run_lanes
+    from .batch_run import lane_groups, run_lanes
     from .cli import _classify
     from .events import broadcast
+    from .manifest import INTERRUPTED_JOB, RankLog
 
     log = RankLog(out, ranks.rank)
     outcomes: list[tuple[Any, Any]] = []
@@ -226,7 +227,7 @@ def _run_shard(jobs: Sequence[Any], out: Path, ranks: Ranks, renderer: Any, prev
 def _finish(args: argparse.Namespace, out: Path, jobs: Sequence[Any], summaries: Sequence[Any], *, skipped: int,
             seconds: float) -> None:
     """On the first rank: merge the manifest, draw the sheet, and print the summary."""
-    from .batch import merge_manifest
+    from .manifest import merge_manifest
 
     records = {record.id: record for record in merge_manifest(out, jobs)}
     sheet = _write_sheet(out, jobs, records, args.sheet_cell) if args.sheet else None

@@ -18,10 +18,10 @@ import yaml
 from PIL import Image
 
 import stylefw
-from stylefw.batch import (DONE, FAILED_JOB, MANIFEST, RankLog, expand_inputs, job_id, parse_grid, plan_jobs,
-                           read_records)
+from stylefw.batch import expand_inputs, job_id, parse_grid, plan_jobs
 from stylefw.checkpoint import checkpoint_path
 from stylefw.cli import main
+from stylefw.manifest import DONE, FAILED_JOB, MANIFEST, RankLog, read_records
 from stylefw.sheet import SHEET_KEY, Cell, contact_sheet, write_sheet
 
 from test_resume import stop_after

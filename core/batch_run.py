@@ -1,0 +1,138 @@
+"""Running a batch's jobs: each alone (continuing from its checkpoint if it has one), or several as lanes
+of one batch; each logged in the manifest as it starts and as it ends, whatever the end."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .batch import Job
+from .checkpoint import changed_inputs, changed_keys, checkpoint_path, read_checkpoint
+from .contracts import FAILED
+from .errors import StylefwError, UserError
+from .image import fetch
+from .manifest import DONE, FAILED_JOB, INTERRUPTED_JOB, RUNNING, RankLog
+from .recipe import is_url
+
+__all__ = ["Outcome", "saved_run", "run_job", "lane_groups", "run_lanes"]
+
+
+def saved_run(job: Job) -> Path | None:
+    """The checkpoint an interrupted attempt at ``job`` left, if it is of this very job and can be continued."""
+    path = checkpoint_path(job.output)
+    if not path.is_file():
+        return None
+    try:
+        saved = read_checkpoint(path)
+    except UserError:  # damaged, or from another version: the job starts again and overwrites it
+        return None
+    if [key for key in changed_keys(saved["recipe"], job.recipe.data) if key != "device"]:
+        return None
+    return None if changed_inputs(saved["inputs"], job.recipe) else path
+
+
+@dataclass
+class Outcome:
+    """How one job ended: its status, the run's result (None when it raised) and the error's message."""
+
+    status: str
+    seconds: float
+    result: Any = None
+    error: str | None = None
+    resumed: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def run_job(job: Job, log: RankLog, *, on_event: Callable[[Any], None] | None = None,
+            classify: Callable[[BaseException], StylefwError], debug: bool = False) -> Outcome:
+    """Run ``job`` (or continue it from its checkpoint), log its start and its end, and say how it ended.
+
+    A job that fails, whatever the reason (an unreadable image, a plugin's bug, a loss that stopped being
+    finite) is logged with the error and does not raise: the batch goes on with the others.
+    """
+    from .api import resume, run
+
+    ckpt = saved_run(job)
+    log.write(job, RUNNING, resumed=ckpt is not None)
+    start = time.perf_counter()
+    try:
+        if ckpt is not None:
+            device = {"device": job.recipe.device}
+            result = resume(ckpt, device, force=bool(changed_keys(read_checkpoint(ckpt)["recipe"], job.recipe.data)),
+                            on_event=on_event, debug=debug)
+        else:
+            result = run(job.recipe, on_event=on_event, debug=debug)
+    except Exception as exc:  # one job's failure is recorded, and the others go on
+        error = exc if isinstance(exc, StylefwError) else classify(exc)
+        outcome = Outcome(FAILED_JOB, time.perf_counter() - start, error=str(error), resumed=ckpt is not None)
+        log.write(job, FAILED_JOB, seconds=outcome.seconds, error=outcome.error, resumed=outcome.resumed)
+        return outcome
+    return _ended(job, log, result, time.perf_counter() - start, resumed=ckpt is not None)
+
+
+def _ended(job: Job, log: RankLog, result: Any, seconds: float, *, resumed: bool = False, **details: Any) -> Outcome:
+    """Log how ``job``'s run ended, from its result: done, interrupted, or failed on a non-finite loss."""
+    stop = result.stopped
+    if result.interrupted:
+        status, error = INTERRUPTED_JOB, f"interrupted by {stop.details.get('signal', 'SIGINT')}"
+    elif stop is not None and stop.reason == FAILED:
+        status, error = FAILED_JOB, stop.details["message"]
+    elif stop is not None:  # a stop asked for (the preview's button, a plugin): the job is not done
+        status, error = INTERRUPTED_JOB, f"stopped: {stop.reason}"
+    else:
+        status, error = DONE, None
+    log.write(job, status, seconds=seconds, steps=len(result.trace), final_losses=result.metadata()["final_losses"],
+              resumed=resumed, **details, **({"error": error} if error else {}))
+    return Outcome(status, seconds, result, error, resumed=resumed)
+
+
+def lane_groups(jobs: Sequence[Job], size: int) -> list[list[Job]]:
+    """``jobs`` in groups of at most ``size`` that can run as lanes of one batch (``stylefw.lanes``), in job
+    order: same recipe but for the images, contents of one size, no checkpoint to continue from. A job that
+    fits no group is a group of its own."""
+    from PIL import Image
+
+    from .lanes import OWN, compatible
+
+    def key(job: Job) -> Any:
+        if size < 2 or saved_run(job) is not None or compatible([job.recipe]) is not None:
+            return job.id  # alone
+        try:
+            with Image.open(fetch(job.content) if is_url(job.content) else job.content) as image:
+                shape = image.size
+        except OSError:
+            return job.id  # the run will say what is wrong with it
+        shared = {name: value for name, value in job.recipe.data.items() if name not in OWN}
+        return json.dumps(shared, sort_keys=True, default=str), shape
+
+    groups: dict[Any, list[list[Job]]] = {}
+    for job in jobs:
+        chunks = groups.setdefault(key(job), [[]])
+        if len(chunks[-1]) == size:
+            chunks.append([])
+        chunks[-1].append(job)
+    return sorted((chunk for chunks in groups.values() for chunk in chunks), key=lambda chunk: chunk[0].index)
+
+
+def run_lanes(jobs: Sequence[Job], log: RankLog, *, on_event: Callable[[Any], None] | None = None,
+              classify: Callable[[BaseException], StylefwError], debug: bool = False) -> list[Outcome]:
+    """Run ``jobs`` (a group from ``lane_groups``) as lanes of one batch, each logged as its own job; the
+    first job's events go to ``on_event``. If the batch cannot start (an input that cannot be read), each
+    job runs alone instead, so that the one at fault is recorded with its error."""
+    from .api import run_together
+
+    if len(jobs) == 1:
+        return [run_job(jobs[0], log, on_event=on_event, classify=classify, debug=debug)]
+    together = [job.id for job in jobs]
+    for job in jobs:
+        log.write(job, RUNNING, resumed=False, together=together)
+    start = time.perf_counter()
+    try:
+        results = run_together([job.recipe for job in jobs], on_events=[on_event], debug=debug)
+    except Exception:  # before any step: find the job at fault by running each alone
+        return [run_job(job, log, on_event=on_event, classify=classify, debug=debug) for job in jobs]
+    seconds = time.perf_counter() - start
+    return [_ended(job, log, result, seconds, together=together) for job, result in zip(jobs, results)]
