@@ -145,33 +145,13 @@ def _overrides(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    import torch
-
-    from .batch import expand_inputs, parse_grid, plan_jobs, shard
+    from .batch import shard
     from .cli import _linger, _preview
     from .contracts import INTERRUPTED
-    from .errors import UserError
     from .manifest import FAILED_JOB, INTERRUPTED_JOB, is_done, latest, read_records
-    from .recipe import find_recipe
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: use 1 or more")
     ranks = Ranks.from_environment()
-    threads = ranks.threads(args.threads)
-    if threads is not None:
-        if threads < 1:
-            raise UserError(f"--threads {threads}: use 1 or more")
-        torch.set_num_threads(threads)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file", hint="give a folder; it is created if it does not exist")
-    path = find_recipe(args.recipe)
-    contents = expand_inputs(args.content, "--content") if args.content else []
-    styles = expand_inputs(args.style, "--style") if args.style else []
-    jobs = plan_jobs(path, _overrides(args), contents, styles, parse_grid(args.grid), out)
-    out.mkdir(parents=True, exist_ok=True)  # only now: a batch refused for its arguments leaves nothing behind
-    jobs = [dataclasses.replace(job, recipe=dataclasses.replace(job.recipe, device=ranks.device(job.recipe.device)))
-            for job in jobs]
+    out, jobs = _planned(args, ranks)
     start = time.perf_counter()
     args.preview = args.preview and ranks.rank == 0  # one page, the first process's: each would need its own port
     with ranks, _preview(args) as preview:
@@ -190,6 +170,33 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if stopped and stopped[0].reason == INTERRUPTED:  # as a single run: 128 + the signal's number
         return 128 + int(signal.Signals[stopped[0].details.get("signal", "SIGINT")])
     return 1 if any(status == FAILED_JOB for summary in summaries for _, status, _ in summary) else 0
+
+
+def _planned(args: argparse.Namespace, ranks: Ranks) -> tuple[Path, list[Any]]:
+    """The output folder and every job of the batch, on this rank's device; the folder is made only once
+    every argument has been checked, so a refused batch leaves nothing behind."""
+    import torch
+
+    from .batch import expand_inputs, parse_grid, plan_jobs
+    from .errors import UserError
+    from .recipe import find_recipe
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: use 1 or more")
+    threads = ranks.threads(args.threads)
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads {threads}: use 1 or more")
+        torch.set_num_threads(threads)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file", hint="give a folder; it is created if it does not exist")
+    contents = expand_inputs(args.content, "--content") if args.content else []
+    styles = expand_inputs(args.style, "--style") if args.style else []
+    jobs = plan_jobs(find_recipe(args.recipe), _overrides(args), contents, styles, parse_grid(args.grid), out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = lambda job: dataclasses.replace(job.recipe, device=ranks.device(job.recipe.device))
+    return out, [dataclasses.replace(job, recipe=device(job)) for job in jobs]
 
 
 def _run_shard(jobs: Sequence[Any], out: Path, ranks: Ranks, renderer: Any, preview: Any, *, batch_size: int,
