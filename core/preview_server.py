@@ -47,6 +47,10 @@ class PreviewServer:
 
 
 class _Server(http.server.ThreadingHTTPServer):
+    # a browser opens several connections at once while the run holds the interpreter most of the time:
+    # the default backlog of 5 refuses some, and a refused poll looked to the page like a dead server
+    request_queue_size = 64
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A browser closed mid-reply (a tab shut, a reload): nothing to report, the run goes on."""
         if not isinstance(sys.exc_info()[1], ConnectionError):

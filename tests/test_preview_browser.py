@@ -32,14 +32,23 @@ class Browser:
             [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
              f"--user-data-dir={profile}", "--window-size=1200,900", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 30
-        while not port_file.is_file() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as response:
-            page = next(target for target in json.load(response) if target["type"] == "page")
+        page = self._page(profile / "DevToolsActivePort", time.monotonic() + 60)
         self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
         self.next_id = 0
+
+    @staticmethod
+    def _page(port_file: Path, deadline: float) -> dict:
+        """The browser's page target, once Chromium has written its port (not at once: the file can exist
+        empty for a moment) and opened the page."""
+        while time.monotonic() < deadline:
+            words = port_file.read_text().split() if port_file.is_file() else []
+            if words:
+                with urllib.request.urlopen(f"http://127.0.0.1:{words[0]}/json/list") as response:
+                    pages = [target for target in json.load(response) if target["type"] == "page"]
+                if pages:
+                    return pages[0]
+            time.sleep(0.1)
+        raise AssertionError("Chromium did not open its DevTools port")
 
     def send(self, method: str, **params: Any) -> dict:
         self.next_id += 1
@@ -53,14 +62,16 @@ class Browser:
     def evaluate(self, expression: str) -> Any:
         return self.send("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
 
-    def wait_for(self, expression: str, seconds: float = 60) -> Any:
+    def wait_for(self, expression: str, seconds: float = 180) -> Any:
+        """The expression's value once it is truthy; generous, since a loaded CI machine starts slowly."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             value = self.evaluate(expression)
             if value:
                 return value
             time.sleep(0.25)
-        raise AssertionError(f"timed out waiting for {expression}")
+        page = self.evaluate("location.href + ' | ' + document.body.innerText.slice(0, 300)")
+        raise AssertionError(f"timed out waiting for {expression}; the page: {page}")
 
     def click(self, selector: str) -> None:
         """A real mouse click at the middle of the element, as a person's."""
@@ -71,8 +82,12 @@ class Browser:
 
     def close(self) -> None:
         self.socket.close()
-        self.process.kill()
-        self.process.wait()
+        self.process.terminate()  # lets Chromium take its renderer and helper processes down with it
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def test_the_page_in_chromium_shows_the_run_and_its_stop_button_works(running, tmp_path):
