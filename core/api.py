@@ -179,10 +179,8 @@ def _execute(recipe: Recipe, registry: Registry, saved: Mapping[str, Any] | None
     if saved is not None:
         trace.steps = [step_from_dict(step) for step in saved["trace"]]
     ckpt = checkpoint_path(recipe.output) if save and recipe.output is not None else None
-    snapshots = Snapshots(recipe.save_every, recipe.output, snapshot_saver(recipe, str(device), registry)) if (
-        save and recipe.output and recipe.save_every) else None
-    emit = broadcast([trace, snapshots, PluginHooks(registry.manager), StepCallback(on_step) if on_step else None,
-                      on_event])
+    emit = broadcast([trace, _snapshots(recipe, str(device), registry, save), PluginHooks(registry.manager),
+                      StepCallback(on_step) if on_step else None, on_event])
     signals = SignalStop(control, debug=debug)
     writer = _checkpoint_writer(recipe, ckpt, trace, signals) if ckpt is not None else None
     staged = StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
@@ -190,10 +188,7 @@ def _execute(recipe: Recipe, registry: Registry, saved: Mapping[str, Any] | None
     with signals, matmul_precision(recipe.precision):
         outcome = staged.run()
         with signals.saving():
-            result = _result(recipe, registry, str(device), outcome, tuple(trace.flush()))
-            if save and recipe.output is not None:
-                save_result(result, recipe.output, registry=registry)
-                result = dataclasses.replace(result, output=recipe.output)
+            result = _deliver(recipe, registry, str(device), outcome, trace, save)
         if ckpt is not None and outcome.stop is None:
             ckpt.unlink(missing_ok=True)  # finished: nothing is left to resume
     emit(RunEnd(result))
@@ -231,27 +226,37 @@ def run_together(recipes: Sequence[RecipeLike], *, on_events: Sequence[OnEvent |
     events = [*(on_events or ()), *[None] * len(resolved)][:len(resolved)]
     for recipe, (content, styles), on_event in zip(resolved, inputs, events):
         trace = Trace()
-        snapshots = Snapshots(recipe.save_every, recipe.output, snapshot_saver(recipe, str(device), registry)) if (
-            save and recipe.output and recipe.save_every) else None
-        emit = broadcast([trace, snapshots, PluginHooks(registry.manager), on_event])
+        emit = broadcast([trace, _snapshots(recipe, str(device), registry, save), PluginHooks(registry.manager),
+                          on_event])
         runs.append(StagedRun(recipe, registry, device, backbone, build_losses(recipe, registry), content=content,
                               styles=styles, emit=emit, control=RunControl(), every=trace.every))
         traces.append(trace)
         emits.append(emit)
     signals = SignalStop(batch, debug=debug)
-    results = []
     with signals, matmul_precision(first.precision):
         outcomes = LanedRun(runs, batch).run()
         with signals.saving():
-            for recipe, outcome, trace in zip(resolved, outcomes, traces):
-                result = _result(recipe, registry, str(device), outcome, tuple(trace.flush()))
-                if save and recipe.output is not None:
-                    save_result(result, recipe.output, registry=registry)
-                    result = dataclasses.replace(result, output=recipe.output)
-                results.append(result)
+            results = [_deliver(recipe, registry, str(device), outcome, trace, save)
+                       for recipe, outcome, trace in zip(resolved, outcomes, traces)]
     for emit, result in zip(emits, results):
         emit(RunEnd(result))
     return results
+
+
+def _snapshots(recipe: Recipe, device: str, registry: Registry, save: bool) -> Snapshots | None:
+    """The ``save_every`` subscriber, when the run saves and asks for snapshots."""
+    if not (save and recipe.output and recipe.save_every):
+        return None
+    return Snapshots(recipe.save_every, recipe.output, snapshot_saver(recipe, device, registry))
+
+
+def _deliver(recipe: Recipe, registry: Registry, device: str, outcome: Outcome, trace: Trace, save: bool) -> Result:
+    """The run's Result, written to its output (with the sidecar) when it saves."""
+    result = _result(recipe, registry, device, outcome, tuple(trace.flush()))
+    if save and recipe.output is not None:
+        save_result(result, recipe.output, registry=registry)
+        result = dataclasses.replace(result, output=recipe.output)
+    return result
 
 
 def _checkpoint_writer(recipe: Recipe, path: Path, trace: Trace, signals: SignalStop) -> Callable[[dict], None]:

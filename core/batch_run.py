@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,8 +20,9 @@ from .recipe import is_url
 __all__ = ["Outcome", "saved_run", "run_job", "lane_groups", "run_lanes"]
 
 
-def saved_run(job: Job) -> Path | None:
-    """The checkpoint an interrupted attempt at ``job`` left, if it is of this very job and can be continued."""
+def saved_run(job: Job) -> tuple[Path, bool] | None:
+    """The checkpoint an interrupted attempt at ``job`` left, if it is of this very job and can be continued,
+    and whether continuing it needs ``force``: only its device may differ (another rank's GPU)."""
     path = checkpoint_path(job.output)
     if not path.is_file():
         return None
@@ -29,9 +30,10 @@ def saved_run(job: Job) -> Path | None:
         saved = read_checkpoint(path)
     except UserError:  # damaged, or from another version: the job starts again and overwrites it
         return None
-    if [key for key in changed_keys(saved["recipe"], job.recipe.data) if key != "device"]:
+    changed = changed_keys(saved["recipe"], job.recipe.data)
+    if [key for key in changed if key != "device"] or changed_inputs(saved["inputs"], job.recipe):
         return None
-    return None if changed_inputs(saved["inputs"], job.recipe) else path
+    return path, bool(changed)
 
 
 @dataclass
@@ -43,7 +45,6 @@ class Outcome:
     result: Any = None
     error: str | None = None
     resumed: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def run_job(job: Job, log: RankLog, *, on_event: Callable[[Any], None] | None = None,
@@ -60,9 +61,8 @@ def run_job(job: Job, log: RankLog, *, on_event: Callable[[Any], None] | None = 
     start = time.perf_counter()
     try:
         if ckpt is not None:
-            device = {"device": job.recipe.device}
-            result = resume(ckpt, device, force=bool(changed_keys(read_checkpoint(ckpt)["recipe"], job.recipe.data)),
-                            on_event=on_event, debug=debug)
+            path, force = ckpt
+            result = resume(path, {"device": job.recipe.device}, force=force, on_event=on_event, debug=debug)
         else:
             result = run(job.recipe, on_event=on_event, debug=debug)
     except Exception as exc:  # one job's failure is recorded, and the others go on
@@ -91,14 +91,14 @@ def _ended(job: Job, log: RankLog, result: Any, seconds: float, *, resumed: bool
 
 def lane_groups(jobs: Sequence[Job], size: int) -> list[list[Job]]:
     """``jobs`` in groups of at most ``size`` that can run as lanes of one batch (``stylefw.lanes``), in job
-    order: same recipe but for the images, contents of one size, no checkpoint to continue from. A job that
-    fits no group is a group of its own."""
+    order: same recipe but for the images, contents of one size, no checkpoint file beside the output (run
+    alone, ``run_job`` decides whether it can be continued). A job that fits no group is a group of its own."""
     from PIL import Image
 
     from .lanes import OWN, compatible
 
     def key(job: Job) -> Any:
-        if size < 2 or saved_run(job) is not None or compatible([job.recipe]) is not None:
+        if size < 2 or checkpoint_path(job.output).is_file() or compatible([job.recipe]) is not None:
             return job.id  # alone
         try:
             with Image.open(fetch(job.content) if is_url(job.content) else job.content) as image:
