@@ -73,7 +73,7 @@ def main() -> None:
                 print(f"  stylefw {name:14s} cudnn.benchmark={benchmark!s:5s}: {seconds * 1000:7.2f} ms/step, "
                       f"{1 / seconds:7.1f} steps/s, {flop / seconds / 1e12:6.1f} TFLOP/s{roofline}")
         torch.backends.cudnn.benchmark = False
-        from stylefw.image import load_image, to_tensor
+        from stylefw.engine.image import load_image, to_tensor
 
         images = [to_tensor(load_image(path)).cuda() for path in (content, style)]
         for benchmark in (False, True):

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 import stylefw
-from stylefw.engine import Targets, select_device
+from stylefw.engine import Targets
+from stylefw.engine.inputs import select_device
 from stylefw.plugins.losses import GramLoss
 from stylefw.plugins.w2 import W2Loss
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 import stylefw
 from stylefw.contracts import StepEvent
-from stylefw.engine import select_device
+from stylefw.engine.inputs import select_device
 from stylefw.plugins.vgg import VGG19
 
 CONTENT, STYLE = ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
@@ -103,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         content_path, style_path = write_inputs(Path(folder), args.size)
         data = {**recipe(content_path, style_path, args.size, args.steps, str(device)), "precision": args.precision}
-        from stylefw.image import load_image, to_tensor
+        from stylefw.engine.image import load_image, to_tensor
 
         content = to_tensor(load_image(content_path)).to(device)
         style = to_tensor(load_image(style_path)).to(device)

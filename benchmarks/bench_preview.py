@@ -22,8 +22,8 @@ from pathlib import Path
 import stylefw
 from bench_overhead import framework_steps, recipe, write_inputs
 from stylefw.contracts import StepEvent
-from stylefw.preview import Preview
-from stylefw.preview_server import PreviewServer
+from stylefw.tools.preview import Preview
+from stylefw.tools.preview_server import PreviewServer
 
 
 def browser(url: str, done: threading.Event) -> None:

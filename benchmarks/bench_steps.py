@@ -16,7 +16,9 @@ import warnings
 
 import torch
 
-from stylefw.engine import Targets, optimise, select_device
+from stylefw.engine import Targets
+from stylefw.engine.optimise import optimise
+from stylefw.engine.inputs import select_device
 from stylefw.plugins.losses import ContentLoss, GramLoss, TVLoss
 from stylefw.plugins.vgg import VGG19
 

@@ -6,7 +6,7 @@ Each kernel choice replays the shipped recipes' goldens (``recipes/NAME.golden.j
 check`` and the pytest plugin compare) in a fresh process: ATen's vector kernels (``ATEN_CPU_CAPABILITY``)
 and oneDNN's convolutions (``DNNL_MAX_CPU_ISA``), from plain SSE up to what this CPU has (a request above
 it falls back to the best there is). The drift of a loss value at a step is its spread over all choices,
-as a fraction of the step's total, which is how ``stylefw.regress`` applies its tolerances; the drift of
+as a fraction of the step's total, which is how ``stylefw.tools.goldens`` applies its tolerances; the drift of
 the final picture is the largest mean absolute difference, in grey levels, between any choice's picture
 and the first's. The worst of each is what the default tolerances are set from.
 """
@@ -30,7 +30,7 @@ KERNELS = [
 # run in each child: each golden replayed exactly as a check replays it
 CHILD = """
 import json
-from stylefw import regress
+from stylefw.tools import goldens as regress
 from stylefw.recipe import find_recipe
 runs = {{}}
 for name in {recipes!r}:
@@ -53,8 +53,8 @@ def loss_drift(steps: list[dict[str, float]]) -> float:
 
 
 def main() -> None:
-    from stylefw.regress import decode_png
-    from stylefw.regress_report import image_difference
+    from stylefw.tools.goldens import decode_png
+    from stylefw.tools.goldens_report import image_difference
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=["d2l.yaml", "gatys.yaml", "vangogh.yaml", "vangogh_hd.yaml"])

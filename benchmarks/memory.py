@@ -27,7 +27,7 @@ CONTENDERS = ("stylefw", "hand", "checkpoint")
 def child(contender: str, size: int, steps: int) -> None:
     """Run one contender; print its peak RSS in bytes (Linux reports kilobytes) and its median seconds per step."""
     from bench_overhead import framework_steps, hand_steps, recipe, write_inputs
-    from stylefw.image import load_image, to_tensor
+    from stylefw.engine.image import load_image, to_tensor
 
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as folder:

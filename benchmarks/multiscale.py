@@ -40,11 +40,12 @@ from PIL import Image, ImageDraw
 
 import stylefw
 from stylefw.contracts import RunStart, StepEvent
-from stylefw.engine import build_backbone, build_losses, open_inputs, select_device
+from stylefw.engine.build import build_backbone, build_losses
+from stylefw.engine.inputs import open_inputs, select_device
 from stylefw.recipe import recipe_from_dict
 from stylefw.registry import default_registry
-from stylefw.score import score_files
-from stylefw.stages import StagedRun, plan_stages
+from stylefw.tools.score import score_files
+from stylefw.engine.stages import StagedRun, plan_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

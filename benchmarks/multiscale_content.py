@@ -32,9 +32,9 @@ import torch
 
 import stylefw
 from stylefw.contracts import StepEvent
-from stylefw.image import to_pil
-from stylefw.score import score_files
-from stylefw.stages import StagedRun, resize_image
+from stylefw.engine.image import to_pil
+from stylefw.tools.score import score_files
+from stylefw.engine.stages import StagedRun, resize_image
 
 from multiscale import HED, SHARED, base
 

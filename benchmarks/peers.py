@@ -81,7 +81,7 @@ def pystiche_steps(content, style, steps: int) -> list[float]:
 def run_contender(contender: str, folder: Path, size: int, steps: int) -> list[float]:
     """Seconds per step of ``contender`` on pictures written into ``folder`` at ``size``."""
     from bench_overhead import framework_steps, hand_steps, recipe, write_inputs
-    from stylefw.image import load_image, to_tensor
+    from stylefw.engine.image import load_image, to_tensor
 
     content_path, style_path = write_inputs(folder, size)
     if contender == "stylefw":

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 import stylefw
-from stylefw import health
+from stylefw.engine import health
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,12 @@ __all__ = [
     "PluginBugError",
     "InternalError",
     "StylefwWarning",
+    "warn",
 ]
+
+# frames of these packages are stylefw's, or the hook calls between stylefw and its plugins: a warning is about
+# the line that called into them
+_INSIDE = ("stylefw", "pluggy")
 
 
 class StylefwError(Exception):
@@ -58,16 +65,20 @@ class Problem:
 
 
 class RecipeError(UserError):
-    """A recipe failed validation; carries every problem found, not just the first."""
+    """A recipe failed validation; carries every problem found, not just the first.
 
-    def __init__(self, problems: list[Problem], *, source: str | None = None, hint: str | None = None):
+    ``parts`` holds what did validate, by ``Recipe`` field name (and ``losses`` by index), so that the checks a
+    plugin makes when it is built can still run on those parts and be listed with the rest.
+    """
+
+    def __init__(self, problems: list[Problem], *, source: str | None = None, hint: str | None = None,
+                 parts: dict | None = None):
         self.problems = list(problems)
         self.source = source
+        self.parts = dict(parts or {})
         count = len(self.problems)
         heading = f"{count} problem{'s' if count != 1 else ''} in recipe"
-        # validating again only helps with a file to validate
-        default = "fix the keys above and run 'stylefw validate' again" if source else "fix the keys above"
-        super().__init__(heading, context=source, hint=hint or default)
+        super().__init__(heading, context=source, hint=hint or "fix the keys above")
 
     def __str__(self) -> str:
         lines = [f"{self.source}: {self.message}" if self.source else self.message]
@@ -114,3 +125,12 @@ class InternalError(StylefwError):
 
 class StylefwWarning(UserWarning):
     """A warning the CLI shows to the user, such as random backbone weights."""
+
+
+def warn(message: str, category: type[Warning] = StylefwWarning) -> None:
+    """Warn as from the first line outside stylefw (and its plugins): a Python caller sees the line of theirs that
+    led to it (``stylefw.run(...)``), not stylefw's own."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] in _INSIDE:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

@@ -1,6 +1,6 @@
 """Markers a plugin puts in its factory's annotations to declare the values an option takes.
 
-Validation reads them from the signature, so a recipe's values are checked without building anything::
+Loading a recipe reads them from the signature, so its values are checked without building anything::
 
     from typing import Annotated
     from stylefw.markers import File, Range
@@ -26,13 +26,15 @@ __all__ = ["Range", "File"]
 class Range:
     """A number's valid interval: ``Range(0)`` is 0 or more, ``Range(0, 1, high_open=True)`` is 0 up to 1, 1 excluded.
 
-    ``None`` leaves that side unbounded; ``low_open``/``high_open`` exclude the bound itself.
+    ``None`` leaves that side unbounded; ``low_open``/``high_open`` exclude the bound itself. ``says``, when
+    given, is how a message describes the interval instead (``0 (off) up to, but not including, 1``).
     """
 
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    says: str | None = None
 
     def __contains__(self, value: float) -> bool:
         if math.isnan(value):
@@ -43,6 +45,8 @@ class Range:
 
     def describe(self) -> str:
         """The interval in words, to follow "use": ``0 to 1``, ``a value above 0``, ``1 or more``."""
+        if self.says is not None:
+            return self.says
         low, high = self.low, self.high
         if low is not None and high is not None:
             if not self.low_open and not self.high_open:

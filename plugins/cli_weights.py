@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from stylefw import hookimpl
+from stylefw.engine.files import write_atomic
 from stylefw.errors import UserError, WeightsError
 
-from .vgg_config import CONFIGS, LAYOUTS  # torch-free, unlike plugins.weights
+from .vgg_config import CONFIGS, LAYOUTS, conv_positions, vgg_layer_names  # torch-free, unlike plugins.weights
 
 __all__ = ["HELP", "register_commands", "configure", "cmd_weights", "cmd_inspect", "cmd_convert", "cmd_download", "summarise_ignored"]
 
@@ -62,7 +63,7 @@ def _layout_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from stylefw.plugins.weights import read_weights, sha256_of
+    from stylefw.plugins.weights import read_weights, sha256_of  # deferred: torch, start-up time
 
     path = _existing(args.file)
     weights = read_weights(path, layout=args.layout)
@@ -77,7 +78,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _layer_lines(weights: Any) -> list[str]:
-    from stylefw.plugins.vgg_config import CONFIGS, conv_positions, vgg_layer_names
 
     if not weights.architectures():
         return ["layers: none usable by vgg16 or vgg19"]
@@ -103,10 +103,9 @@ def summarise_ignored(names: Sequence[str], noun: str = "arrays") -> str:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # deferred: torch, start-up time
 
-    from stylefw.image import write_atomic
-    from stylefw.plugins.weights import read_weights, to_torchvision
+    from stylefw.plugins.weights import read_weights, to_torchvision  # deferred: torch, start-up time
 
     source, out = _existing(args.file), Path(args.out).expanduser()
     _check_output(source, out, force=args.force)
@@ -122,7 +121,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _check_output(source: Path, out: Path, *, force: bool) -> None:
-    from stylefw.plugins.weights import CAFFE_FILES
+    from stylefw.plugins.weights import CAFFE_FILES  # deferred: torch, start-up time
 
     if out.suffix.lower() not in OUT_SUFFIXES:
         raise UserError(f"cannot write {out}: the output must end in .pth, .pt or .safetensors",
@@ -140,7 +139,7 @@ def _check_output(source: Path, out: Path, *, force: bool) -> None:
 
 def _safetensors_save():
     try:
-        from safetensors.torch import save
+        from safetensors.torch import save  # optional: the safetensors extra
     except ImportError:
         raise UserError("writing .safetensors needs the safetensors package",
                         hint="pip install safetensors, or write a .pth file") from None
@@ -160,8 +159,7 @@ def _arch(weights: Any, wanted: str | None) -> str:
 
 
 def _convert_report(weights: Any, arch: str, out: Path) -> list[str]:
-    from stylefw.plugins.vgg_config import CONFIGS, vgg_layer_names
-    from stylefw.plugins.weights import torchvision_input
+    from stylefw.plugins.weights import torchvision_input  # deferred: torch, start-up time
 
     last = vgg_layer_names(CONFIGS[arch])[weights.covered(arch) - 1]
     padding = ", reflection padding kept" if weights.padding == "reflect" else ""
@@ -177,7 +175,7 @@ def _convert_report(weights: Any, arch: str, out: Path) -> list[str]:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from stylefw.plugins.weights import imagenet_file, imagenet_weights
+    from stylefw.plugins.weights import imagenet_file, imagenet_weights  # deferred: torch, start-up time
 
     cached = imagenet_file(args.arch)
     if cached.is_file():

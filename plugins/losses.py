@@ -12,19 +12,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from stylefw import hookimpl
-from stylefw.markers import Range
+
+from .w2 import W2Loss
+# the layer weighting the style losses share; imported here too, where plugins found them (faded_weights)
+from .weighting import Layers, Normalize, faded_weights, layer_weights
 
 __all__ = ["gram", "gram_sum", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights", "faded_weights"]
-
-Normalize = Literal["relative", "classic"]
-# layer names, or layer name -> that layer's weight (under relative, at least one above 0)
-Layers = Sequence[str] | Mapping[str, Annotated[float, Range(0)]]
 # the smallest target magnitude a relative error divides by: a layer a ReLU zeroes everywhere has none
 _TINY = 1e-12
 
@@ -56,45 +55,6 @@ class _Gram(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (flat,) = ctx.saved_tensors
         return ((grad + grad.transpose(1, 2)) @ flat * ctx.scale).reshape(ctx.shape), None
-
-
-def layer_weights(layers: Sequence[str] | Mapping[str, float], normalize: str = "classic") -> dict[str, float]:
-    """Each layer's weight: 1 for a list, the values of a mapping; divided by their sum when ``relative``."""
-    if isinstance(layers, Mapping):
-        if not layers:
-            raise ValueError("layers must name at least one layer")
-        weights = {layer: _weight(layer, value) for layer, value in layers.items()}
-    elif isinstance(layers, str) or not layers:
-        raise ValueError("layers must be a non-empty list of layer names")
-    else:
-        weights = dict.fromkeys(layers, 1.0)
-    if normalize not in ("relative", "classic"):
-        raise ValueError(f"normalize must be 'relative' or 'classic', not {normalize!r}")
-    total = sum(weights.values())
-    if normalize == "relative":
-        if total <= 0:
-            raise ValueError("at least one layer weight must be above 0")
-        return {layer: weight / total for layer, weight in weights.items()}
-    return weights
-
-
-def faded_weights(weights: Mapping[str, float], factors: Mapping[str, float]) -> dict[str, float]:
-    """``weights`` times each layer's factor (1 when absent), rescaled to the same total.
-
-    The style's pull moves from the faded layers to the others rather than weakening. When every layer is
-    faded out (a picture smaller than even the shallowest layer's view), the weights stay as given.
-    """
-    faded = {layer: weight * factors.get(layer, 1.0) for layer, weight in weights.items()}
-    total, kept = sum(weights.values()), sum(faded.values())
-    if kept <= 0:
-        return dict(weights)
-    return {layer: weight * total / kept for layer, weight in faded.items()}
-
-
-def _weight(layer: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"the weight of layer {layer} must be a number >= 0, not {value!r}")
-    return float(value)
 
 
 class _LayerDistance:
@@ -215,6 +175,4 @@ def register_losses(register) -> None:
     register("content", ContentLoss)
     register("gram", GramLoss)
     register("tv", TVLoss)
-    from stylefw.plugins.w2 import W2Loss  # here, not at the top: w2 imports this module's helpers
-
     register("w2", W2Loss)

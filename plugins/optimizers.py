@@ -1,7 +1,7 @@
 """torch's Adam, L-BFGS and SGD; recipe keys other than ``name`` are passed as keyword arguments.
 
 Each is registered through a typed factory whose annotations declare the valid values (torch's own
-checks, and a few it leaves out), so validation checks a recipe without building an optimizer.
+checks, and a few it leaves out), so loading a recipe checks them without building an optimizer.
 
 Adam declares how its state follows the image when a multi-scale run resizes it, so the next stage keeps
 its per-pixel step sizes; L-BFGS and SGD declare nothing and start afresh at each stage.
@@ -82,6 +82,6 @@ def resize_adam_state(state: Mapping[str, Any], shape: tuple[int, int]) -> dict[
 @hookimpl
 def register_optimizers(register) -> None:
     """The built-in optimizers."""
-    register("adam", adam, resize_state=resize_adam_state)
+    register("adam", adam, resize_state=resize_adam_state, default=True)
     register("lbfgs", lbfgs)
     register("sgd", sgd)

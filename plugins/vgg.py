@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, Sequence, get_args
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
@@ -12,11 +11,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from stylefw import hookimpl
-from stylefw.errors import StylefwWarning, WeightsError
+from stylefw.errors import WeightsError, warn
 from stylefw.markers import File
 
 from .vgg_config import CONFIGS, receptive_fields, strides, vgg_layer_names
-from .weights import InputSpace, Layout, VGGWeights, imagenet_weights, read_weights, torchvision_input
+from .weights import InputSpace, Layout, VGGWeights, imagenet_file, imagenet_weights, read_weights, torchvision_input
 
 __all__ = ["VGG", "VGG16", "VGG19", "FirstPadding", "Pooling", "WeightsOption", "vgg_layer_names"]
 
@@ -51,6 +50,11 @@ class VGG(nn.Module):
 
     arch: ClassVar[str]
     layer_names: ClassVar[tuple[str, ...]]
+    # recorded in a resolved recipe at their defaults when a recipe leaves them out: which weights made a picture
+    recorded_options: ClassVar[tuple[str, ...]] = ("weights", "pooling")
+    # the layers ``stylefw score`` reads: the style's distributions up to relu4_1, and the content at relu4_1
+    score_layers: ClassVar[Mapping[str, Any]] = {"style": ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
+                                                 "content": "relu4_1"}
     # memory: checkpoint sets it: the activations between the layers a forward returns are recomputed in the
     # backward pass instead of kept (about 1.5 kB a pixel through relu5_1 in fp32, against the returned ones)
     checkpointing: bool = False
@@ -78,12 +82,8 @@ class VGG(nn.Module):
         self.register_buffer("input_bias", space.bias.clone())
 
     def _random_init(self, seed: int) -> None:
-        warnings.warn(
-            f"{self.arch} uses random weights: the result will show colour and texture statistics, "
-            "not artistic style; use weights: imagenet or a weights file for real results",
-            StylefwWarning,
-            stacklevel=4,
-        )
+        warn(f"{self.arch} uses random weights: the result will show colour and texture statistics, not artistic "
+             "style; use weights: imagenet or a weights file for real results")
         generator = torch.Generator().manual_seed(seed)
         for module in self.features:
             if isinstance(module, nn.Conv2d):
@@ -92,11 +92,35 @@ class VGG(nn.Module):
                 module.weight.data = torch.randn(module.weight.shape, generator=generator) * std
                 module.bias.data.zero_()
 
+    @classmethod
+    def verify(cls, layers: Sequence[str], *, weights: WeightsOption = "imagenet", pooling: Pooling = "max",
+               seed: int = 0, layout: Layout = "auto", first_padding: FirstPadding = "auto") -> str | None:
+        """What building this backbone with these options would refuse, found without building it or downloading
+        anything (``stylefw validate``): a weights file of another architecture, or one that stops before the
+        deepest of ``layers``. Returns what it cannot know: whether the ImageNet weights will download."""
+        if weights == "random":
+            return None
+        if weights == "imagenet":
+            cached = imagenet_file(cls.arch)
+            return None if cached.is_file() else (f"the ImageNet weights are not in {cached.parent} yet: the run "
+                                                  f"downloads {cached.name}")
+        found = read_weights(Path(weights), layout=layout)
+        cls._fits(found)
+        covered = found.covered(cls.arch)
+        deepest = max((cls.layer_names.index(layer) for layer in layers), default=0)
+        if deepest >= covered:
+            raise _short(cls.arch, cls.layer_names[covered - 1], "the recipe needs", cls.layer_names[deepest])
+        return None
+
+    @classmethod
+    def _fits(cls, weights: VGGWeights) -> None:
+        if cls.arch not in weights.architectures():
+            raise WeightsError(f"{weights.source} holds {weights.architecture()} weights, but the backbone is {cls.arch}",
+                               hint=_other_backbone_hint(weights, cls.arch))
+
     def load_weights(self, weights: VGGWeights) -> None:
         """Copy ``weights`` in; a file that stops early sets ``covered`` to the layers it can compute."""
-        if self.arch not in weights.architectures():
-            raise WeightsError(f"{weights.source} holds {weights.architecture()} weights, but the backbone is {self.arch}",
-                               hint=_other_backbone_hint(weights, self.arch))
+        self._fits(weights)
         convs = [module for module in self.features if isinstance(module, nn.Conv2d)]
         for module, (kernel, bias) in zip(convs, weights.convs):
             module.weight.data.copy_(kernel)
@@ -125,9 +149,7 @@ class VGG(nn.Module):
         """The position of ``layer``, which the loaded weights must reach."""
         index = self.layer_names.index(layer)
         if index >= self.covered:
-            last = self.layer_names[self.covered - 1]
-            raise WeightsError(f"weights cover {self.arch} up to {last}; {needed} {layer}",
-                               hint="use a file that goes deeper, or layers no deeper than " + last)
+            raise _short(self.arch, self.layer_names[self.covered - 1], needed, layer)
         return index
 
     def receptive_field(self, layer: str) -> int:
@@ -174,6 +196,12 @@ class _EdgeConv2d(nn.Conv2d):
         return F.conv2d(input, weight, bias, self.stride, 0, self.dilation, self.groups)
 
 
+def _short(arch: str, last: str, needed: str, layer: str) -> WeightsError:
+    """The error for weights that stop at ``last``, before ``layer``."""
+    return WeightsError(f"weights cover {arch} up to {last}; {needed} {layer}",
+                        hint="use a file that goes deeper, or layers no deeper than " + last)
+
+
 def _other_backbone_hint(weights: VGGWeights, arch: str) -> str:
     others = [other for other in weights.architectures() if other != arch]
     return f"use backbone.name: {others[0]}" if others else f"use a {arch} weights file"
@@ -196,5 +224,5 @@ class VGG16(VGG):
 @hookimpl
 def register_backbones(register) -> None:
     """The built-in VGG backbones."""
-    register("vgg19", VGG19)
+    register("vgg19", VGG19, default=True)
     register("vgg16", VGG16)

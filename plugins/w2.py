@@ -14,15 +14,14 @@ moment |μt|² + tr Σt (its distance to a point mass at 0) and the layer weight
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Annotated, Mapping
 
 import torch
 
-from stylefw.errors import StylefwWarning
+from stylefw.errors import warn
 from stylefw.markers import Range
-from stylefw.plugins.losses import Layers, Normalize, faded_weights, layer_weights
+from .weighting import Layers, Normalize, faded_weights, layer_weights
 
 __all__ = ["sqrtm", "gaussian", "W2Loss"]
 
@@ -43,7 +42,7 @@ def sqrtm(matrix: torch.Tensor, *, iterations: int = ITERATIONS, tolerance: floa
     """
     root, fell_back = _sqrtm_with_status(matrix, iterations, tolerance)
     if fell_back:
-        warnings.warn(f"sqrtm: {_FALLBACK}", StylefwWarning, stacklevel=2)
+        warn(f"sqrtm: {_FALLBACK}")
     return root
 
 
@@ -240,8 +239,7 @@ class W2Loss:
         root, fell_back = _sqrtm_with_status(target.root @ covariance @ target.root, self.iterations, None)
         if fell_back and not self._warned:  # once per loss: L-BFGS alone evaluates it many times a step
             self._warned = True
-            warnings.warn(f"w2 at {layer}: {_FALLBACK}, which is slower; a larger ridge or more iterations "
-                          "avoid it", StylefwWarning, stacklevel=3)
+            warn(f"w2 at {layer}: {_FALLBACK}, which is slower; a larger ridge or more iterations avoid it")
         squared = ((mean - target.mean).square().sum(-1) + _trace(covariance) + target.trace - 2 * _trace(root))
         # rounding can take a perfect match a hair below 0; a distance is never negative
         squared = squared.clamp_min(0).mean()

@@ -123,7 +123,7 @@ def read_weights(path: str | Path, *, layout: str = "auto") -> VGGWeights:
 def _load_state(path: Path) -> Mapping[str, torch.Tensor]:
     if path.suffix.lower() == ".safetensors":
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional: the safetensors extra
         except ImportError:
             raise WeightsError(f"reading {path.name} needs the safetensors package",
                                hint="pip install safetensors, or convert the file to .pth") from None
@@ -208,7 +208,7 @@ def _is_caffe(path: Path | None) -> bool:
 
 def _read_keras(path: Path) -> VGGWeights:
     try:
-        import h5py
+        import h5py  # optional: the keras extra
     except ImportError:
         raise WeightsError(f"reading Keras weights ({path.name}) needs h5py",
                            hint="pip install h5py (the 'stylefw[keras]' extra)") from None
@@ -234,7 +234,7 @@ def _read_keras(path: Path) -> VGGWeights:
 
 def _keras_groups(handle) -> list[tuple[str, list]]:
     """Each group holding arrays, with its arrays, in layer order."""
-    import h5py
+    import h5py  # optional: the keras extra
 
     arrays: dict[str, list] = {}
 
@@ -268,7 +268,11 @@ def imagenet_weights(arch: str, *, progress: bool = True) -> VGGWeights:
     """torchvision's IMAGENET1K_V1 weights, from the hub cache or downloaded into it with progress."""
     url, cached = IMAGENET_URLS[arch], imagenet_file(arch)
     try:
-        state = torch.hub.load_state_dict_from_url(url, progress=progress, map_location="cpu", check_hash=False)
+        if not cached.is_file():
+            # not torch.hub.load_state_dict_from_url: it prints its own "Downloading: ..." line first, even offline
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(cached), progress=progress)
+        state = torch.load(cached, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a corrupt file is a RuntimeError
         hint = (f"on a machine with internet, download {url} and copy it to {cached}, "
                 "or set backbone.weights to a local file (or 'random' to try things out)")

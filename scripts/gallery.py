@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 import stylefw
-from stylefw.score import score_files
+from stylefw.tools.score import score_files
 
 ROOT = Path(__file__).resolve().parent.parent
 # the "before" and "after" columns: a recipe, and the overrides that put it on the gallery's footing

@@ -25,7 +25,7 @@ import torch
 
 import stylefw
 from stylefw.engine import Targets
-from stylefw.image import load_image, resize_long_edge, to_tensor
+from stylefw.engine.image import load_image, resize_long_edge, to_tensor
 from stylefw.plugins.losses import ContentLoss, GramLoss
 
 from realweights import HED, PAIRS, needs_hed, shared_image

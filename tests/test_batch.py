@@ -18,11 +18,12 @@ import yaml
 from PIL import Image
 
 import stylefw
-from stylefw.batch import expand_inputs, job_id, parse_grid, plan_jobs
-from stylefw.checkpoint import checkpoint_path
+from stylefw.recipe import override
+from stylefw.tools.batch.jobs import expand_inputs, job_id, parse_grid, plan_jobs
+from stylefw.engine.files import checkpoint_path
 from stylefw.cli import main
-from stylefw.manifest import DONE, FAILED_JOB, MANIFEST, RankLog, read_records
-from stylefw.sheet import SHEET_KEY, Cell, contact_sheet, write_sheet
+from stylefw.tools.batch.manifest import DONE, FAILED_JOB, MANIFEST, RankLog, read_records
+from stylefw.tools.sheet import SHEET_KEY, Cell, contact_sheet, write_sheet
 
 from test_resume import stop_after
 from test_stages import write_image
@@ -82,8 +83,8 @@ def test_the_grid_its_names_and_ids_do_not_depend_on_the_arguments_order_or_the_
                  elsewhere)
     assert [job.id for job in moved] == [job.id for job in jobs]
     # a key that changes pixels changes the id; one that only says where files go does not
-    assert job_id(jobs[0].recipe.with_overrides({"seed": 7})) != jobs[0].id
-    assert job_id(jobs[0].recipe.with_overrides({"checkpoint_every": 2, "device": "cpu"})) == jobs[0].id
+    assert job_id(override(jobs[0].recipe, {"seed": 7})) != jobs[0].id
+    assert job_id(override(jobs[0].recipe, {"checkpoint_every": 2, "device": "cpu"})) == jobs[0].id
 
 
 def test_two_inputs_with_one_name_get_their_ids_in_their_names(inputs, tmp_path):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Mapping, Sequence
 
 import pytest
 
-from stylefw.checks import Checker, declares_values
+from stylefw.recipe.validator import Validator, declares_values
 from stylefw.errors import RecipeError
 from stylefw.markers import File, Range
 from stylefw.recipe import load_recipe
@@ -19,7 +19,7 @@ def factory(*, mode: Literal["fast", "slow"] = "fast", count: int = 1, scale: fl
 
 
 def problems(options: dict, of=factory) -> list[str]:
-    checker = Checker()
+    checker = Validator()
     checked = checker.annotated("losses[0]", of, options)
     assert (checked is not None) == (not checker.problems)
     return [str(problem) for problem in checker.problems]
@@ -126,7 +126,7 @@ def test_a_file_option_takes_its_names_or_an_existing_file_anchored_to_the_recip
     (tmp_path / "recipes").mkdir()
     (tmp_path / "recipes" / "m.bin").write_bytes(b"weights")
     monkeypatch.chdir(tmp_path)
-    checker = Checker(base_dir=tmp_path / "recipes")
+    checker = Validator(base_dir=tmp_path / "recipes")
     assert checker.annotated("backbone", loads, {"model": "large"}) == {"model": "large"}
     assert checker.annotated("backbone", loads, {"model": "m.bin"}) == {"model": str(tmp_path / "recipes" / "m.bin")}
     assert checker.annotated("backbone", loads, {"model": "nope.bin"}) is None
@@ -142,7 +142,7 @@ def test_a_file_option_takes_its_names_or_an_existing_file_anchored_to_the_recip
 def test_a_file_given_as_an_override_is_anchored_to_the_current_directory(tmp_path, monkeypatch):
     (tmp_path / "here.bin").write_bytes(b"weights")
     monkeypatch.chdir(tmp_path)
-    checker = Checker(base_dir=tmp_path / "recipes", overridden=["backbone"])
+    checker = Validator(base_dir=tmp_path / "recipes", overridden=["backbone"])
     assert checker.annotated("backbone", loads, {"model": "here.bin"}) == {"model": str(tmp_path / "here.bin")}
     assert checker.anchor("backbone.model") == checker.anchor("backbone") == tmp_path
     assert checker.anchor("backbones.model") == tmp_path / "recipes"  # a key that only starts the same is not under it

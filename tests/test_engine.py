@@ -17,10 +17,13 @@ import torch
 from PIL import Image
 
 import stylefw
-import stylefw.api
-import stylefw.engine
+import stylefw.engine.stages
+import stylefw.engine.api
+import stylefw.engine.session
+import stylefw.engine.inputs
+import stylefw.engine.optimise
 from stylefw.cli import main
-from stylefw.engine import compute_targets, initial_image
+from stylefw.engine.optimise import compute_targets, initial_image
 from stylefw.errors import RunError
 from stylefw.plugins.losses import TVLoss
 from stylefw.plugins.vgg import VGG19
@@ -56,13 +59,13 @@ def recipe(tmp_path: Path, **changes) -> dict:
 
 
 class Spy:
-    """Wraps ``stylefw.api`` functions to see the backbone's calls and the optimised image."""
+    """Wraps ``stylefw.engine.api`` functions to see the backbone's calls and the optimised image."""
 
     def __init__(self, monkeypatch) -> None:
         self.calls: list[bool] = []  # one entry per backbone forward: was grad enabled?
         self.image: torch.Tensor | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        build, optimise = stylefw.api.build_backbone, stylefw.stages.optimise
+        build, optimise = stylefw.engine.session.build_backbone, stylefw.engine.stages.optimise
 
         def spy_build(*args, **kwargs):
             backbone = build(*args, **kwargs)
@@ -73,8 +76,8 @@ class Spy:
             self.image, self.optimizer = image, optimizer
             return optimise(image, backbone, losses, weights, labels, optimizer, *args, **kwargs)
 
-        monkeypatch.setattr(stylefw.api, "build_backbone", spy_build)
-        monkeypatch.setattr(stylefw.stages, "optimise", spy_optimise)
+        monkeypatch.setattr(stylefw.engine.session, "build_backbone", spy_build)
+        monkeypatch.setattr(stylefw.engine.stages, "optimise", spy_optimise)
 
 
 def test_targets_are_computed_once_without_grad_then_one_forward_per_step(tmp_path, monkeypatch):
@@ -133,7 +136,7 @@ def test_every_optimizer_steps_and_the_total_is_the_weighted_sum(tmp_path, optim
         assert math.isfinite(step.loss) and step.loss > 0
         assert step.loss == pytest.approx(sum(term.weighted for term in step.terms), rel=1e-5)
         assert [term.label for term in step.terms] == ["content", "gram", "tv"]
-    content = stylefw.engine.load_inputs(result.recipe)[0]
+    content = stylefw.engine.inputs.load_inputs(result.recipe)[0]
     assert not torch.equal(result.tensor, content), "the image did not change"
 
 
@@ -185,7 +188,7 @@ def test_ctrl_c_returns_the_image_so_far_and_saves_it(tmp_path):
 def test_cli_exits_130_on_ctrl_c_and_keeps_the_output(tmp_path, monkeypatch, capsys):
     import yaml
 
-    from stylefw.progress import PlainRenderer
+    from stylefw.plugins.progress import PlainRenderer
 
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe(tmp_path, steps=5)), encoding="utf-8")
@@ -247,7 +250,7 @@ class Pull:
 def test_losses_see_the_clamped_image_and_only_one_evaluation_steps_are_projected(name, options):
     image = torch.full((1, 3, 4, 4), 0.5, requires_grad=True)
     optimizer = {"adam": torch.optim.Adam, "lbfgs": torch.optim.LBFGS}[name]([image], **options)
-    steps = list(stylefw.engine.optimise(image, None, [Pull()], [1.0], ["pull"], optimizer, 3, []))
+    steps = list(stylefw.engine.optimise.optimise(image, None, [Pull()], [1.0], ["pull"], optimizer, 3, []))
     losses = [step.loss for step in steps]
     assert losses == sorted(losses, reverse=True)  # never rises
     assert losses[-1] == pytest.approx(0.25 * 48)  # the loss of the clamped image: 48 pixels × (1 - 1.5)²
@@ -259,7 +262,7 @@ def test_losses_see_the_clamped_image_and_only_one_evaluation_steps_are_projecte
 
 
 def chroma(image: torch.Tensor, space: str) -> torch.Tensor:
-    from stylefw.color import rgb_to_lab, rgb_to_yiq, rgb_to_yuv
+    from stylefw.engine.color import rgb_to_lab, rgb_to_yiq, rgb_to_yuv
 
     return {"yiq": rgb_to_yiq, "yuv": rgb_to_yuv, "lab": rgb_to_lab}[space](image)[:, 1:]
 
@@ -267,7 +270,7 @@ def chroma(image: torch.Tensor, space: str) -> torch.Tensor:
 @pytest.mark.parametrize(("color", "space"), [("luminance", "yiq"), ({"mode": "swap", "space": "yuv"}, "yuv"),
                                               ({"mode": "swap"}, "lab")])
 def test_colour_control_keeps_the_contents_chroma(tmp_path, color, space):
-    from stylefw.image import load_image, resize_long_edge, to_tensor
+    from stylefw.engine.image import load_image, resize_long_edge, to_tensor
 
     data = recipe(tmp_path, color=color)
     plain = stylefw.run(recipe(tmp_path), save=False).tensor
@@ -281,7 +284,7 @@ def test_colour_control_keeps_the_contents_chroma(tmp_path, color, space):
 
 
 def test_colour_inputs_grey_for_luminance_and_recoloured_styles_for_histogram():
-    from stylefw.color import color_inputs, color_statistics, luminance
+    from stylefw.engine.color import color_inputs, color_statistics, luminance
 
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, 24, 24, generator=generator) * torch.tensor([1.0, 0.5, 0.2]).view(1, 3, 1, 1)
@@ -299,7 +302,7 @@ def test_colour_inputs_grey_for_luminance_and_recoloured_styles_for_histogram():
 def test_each_images_features_are_computed_only_where_a_loss_that_reads_it_looks():
     from types import SimpleNamespace
 
-    from stylefw.engine import target_layers
+    from stylefw.engine.optimise import target_layers
 
     content = SimpleNamespace(layers=["relu4_2"], reads=("content",))
     gram = SimpleNamespace(layers=["relu1_1", "relu2_1"], reads=("styles",))

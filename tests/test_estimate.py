@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from stylefw import estimate as estimating
+from stylefw.engine import calibrate as calibrating
+from stylefw.tools import estimate as estimating
 from stylefw.cli import main
 from stylefw.errors import UserError
-from stylefw.estimate import Calibration, parse_bytes
-from stylefw.recipe import load_recipe
+from stylefw.engine.calibrate import Calibration
+from stylefw.tools.estimate import parse_bytes
+from stylefw.recipe import override, load_recipe
 
 from test_regress import write_recipe
 
@@ -36,7 +38,7 @@ def test_the_model_is_the_line_through_the_two_runs():
     assert calibration.pixels_within(1_300) == pytest.approx(200)
     assert calibration.pixels_within(500) == 0
     # tiled: the base, the tile's share of a whole step at its size, and the whole picture's buffers
-    share, picture = estimating.TILE_SHARE, estimating.PICTURE_BYTES
+    share, picture = calibrating.TILE_SHARE, calibrating.PICTURE_BYTES
     assert calibration.tiled_peak(500, 10_000) == pytest.approx(700 + share * 3 * 500 + picture * 10_000)
     room = calibration.tiled_peak(500, 10_000)
     assert calibration.tile_pixels_within(room, 10_000) == pytest.approx(500)
@@ -58,7 +60,7 @@ def test_the_runs_are_measured_once_and_cached(tmp_path, cache, monkeypatch):
     def measured(*args, **kwargs):
         raise AssertionError("measured again")
 
-    monkeypatch.setattr(estimating, "measure", measured)
+    monkeypatch.setattr(calibrating, "measure", measured)
     assert estimating.estimate(recipe).calibration == first.calibration
     with pytest.raises(AssertionError, match="measured again"):
         estimating.estimate(recipe, recalibrate=True)
@@ -88,8 +90,8 @@ def test_estimate_prints_the_stages_and_json(tmp_path, cache, capsys):
 def test_the_prediction_at_a_third_size_is_within_15_percent(tmp_path):
     """Calibrated at 512 and 640 px, the peak of a 896 px run (a fresh process, as a run is) is predicted to 15%."""
     recipe = load_recipe(write_recipe(tmp_path), {"device": "cpu"})
-    calibration = Calibration("cpu", *zip(*(estimating.measure(recipe, edge, "cpu") for edge in (512, 640))))
-    pixels, peak, _ = estimating.measure(recipe, 896, "cpu")
+    calibration = Calibration("cpu", *zip(*(calibrating.measure(recipe, edge, "cpu") for edge in (512, 640))))
+    pixels, peak, _ = calibrating.measure(recipe, 896, "cpu")
     assert calibration.peak(pixels) == pytest.approx(peak, rel=0.15)
 
 
@@ -104,7 +106,7 @@ def test_a_tiled_stage_is_its_largest_tile_plus_the_whole_pictures_buffers(tmp_p
     # beyond a tile, so a middle tile reads 264×252
     assert stage.shape == (731, 1024) and stage.tiles == 4 * 3 and stage.tile_pixels == 264 * 252
     assert stage.peak_bytes == round(calibration.tiled_peak(264 * 252, 1024 * 731))
-    untiled = estimating.estimate(recipe.with_overrides({"tile": "off"}), budget=8 * 10**9)
+    untiled = estimating.estimate(override(recipe, {"tile": "off"}), budget=8 * 10**9)
     assert stage.peak_bytes < untiled.peak_bytes
     # the budget bounds the whole picture's buffers, not the tiles
     assert found.largest_size > untiled.largest_size

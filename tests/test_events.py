@@ -10,14 +10,15 @@ import pytest
 import torch
 
 import stylefw
-import stylefw.progress
+import stylefw.plugins.progress
 from stylefw import hookimpl
-from stylefw.contracts import RunEnd, RunStart, StageStart, StepEvent, Stop
+from stylefw.contracts import (Download, RunAbort, RunEnd, RunFinish, RunStart, Save, StageStart, StepEvent, Stop)
 from stylefw.plugin_manager import get_plugin_manager
-from stylefw.progress import PlainRenderer, RichRenderer
+from stylefw.plugins.progress import PlainRenderer, RichRenderer
 from stylefw.registry import build_registry
 
-from test_stages import recipe
+from test_image import _serve
+from test_stages import recipe, write_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::stylefw.errors.StylefwWarning")  # random weights, on purpose
 
@@ -36,8 +37,9 @@ def test_a_two_stage_run_emits_start_stages_steps_and_end_in_order(tmp_path):
             shapes.append(tuple(event.image().shape[-2:]))
 
     result = stylefw.run(recipe(tmp_path), on_event=watch)
+    # the stages over, the result is finished (its trace, what plugins add), saved with its files, and ends
     assert kinds(events) == ["RunStart", "StageStart", "StepEvent", "StepEvent", "StageStart", "StepEvent",
-                             "StepEvent", "StepEvent", "RunEnd"]
+                             "StepEvent", "StepEvent", "RunFinish", "Save", "RunEnd"]
     start, end = events[0], events[-1]
     assert [(stage.index, stage.count, stage.size, stage.shape, stage.steps) for stage in start.stages] == [
         (1, 2, 24, (16, 24), 2), (2, 2, 48, (32, 48), 3)]
@@ -101,29 +103,56 @@ def test_the_engine_reads_the_losses_back_in_batches_not_every_step(tmp_path, mo
     assert reads.count == 30 + 2 + 2
 
 
+def with_plugin(plugin: object, name: str):
+    """A registry of the built-in plugins and ``plugin``, as the command line registers its display."""
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(plugin, name=name)
+    return build_registry(manager)
+
+
 def test_the_rich_display_reads_the_losses_at_most_ten_times_a_second(tmp_path, monkeypatch):
     tables = []
-    monkeypatch.setattr(stylefw.progress, "_loss_table", lambda terms, loss: tables.append(loss))
-    monkeypatch.setattr(stylefw.progress.time, "monotonic", lambda: 1000.0)  # no time passes
+    monkeypatch.setattr(stylefw.plugins.progress, "_loss_table", lambda terms, loss: tables.append(loss))
+    monkeypatch.setattr(stylefw.plugins.progress.time, "monotonic", lambda: 1000.0)  # no time passes
     with RichRenderer(console=__import__("rich.console").console.Console(file=io.StringIO())) as renderer:
         stylefw.run(recipe(tmp_path, steps=6, scales=[{"size": 24, "steps": 6}, {"size": 48}]), save=False,
-                    on_event=renderer)
+                    registry=with_plugin(renderer, "progress"))
     assert len(tables) == 3  # the first step, then each stage's last
 
 
 def test_plain_progress_names_the_stage_and_size(tmp_path):
     stream = io.StringIO()
-    stylefw.run(recipe(tmp_path), save=False, on_event=PlainRenderer(100, stream))
+    stylefw.run(recipe(tmp_path), save=False, registry=with_plugin(PlainRenderer(100, stream), "progress"))
     lines = [line.split("  ")[0] for line in stream.getvalue().splitlines()]
     assert lines == ["stage 1/2 (24 px) step 1/2", "stage 1/2 (24 px) step 2/2", "stage 2/2 (48 px) step 1/3",
                      "stage 2/2 (48 px) step 3/3"]
 
 
 class Watcher:
-    """A plugin implementing every run hook, recording what it was given."""
+    """A plugin implementing every run hook, recording what it was given; it adds to the output's metadata, and a
+    file of its own beside it."""
 
     def __init__(self) -> None:
         self.events: list = []
+
+    @hookimpl
+    def on_download(self, event):
+        self.events.append(event)
+
+    @hookimpl
+    def on_run_finish(self, event):
+        self.events.append(event)
+        event.metadata["watched"] = {"steps": len(event.trace)}
+
+    @hookimpl
+    def on_save(self, event):
+        self.events.append(event)
+        text = f"{len(event.result.trace)} steps, snapshot: {event.snapshot}\n".encode()
+        event.files[event.path.with_name(f"{event.path.name}.watched.txt")] = lambda handle: handle.write(text)
+
+    @hookimpl
+    def on_run_abort(self, event):
+        self.events.append(event)
 
     @hookimpl
     def on_run_start(self, event):
@@ -146,10 +175,8 @@ class Watcher:
 
 @pytest.fixture
 def watched(tmp_path):
-    manager = get_plugin_manager(load_entry_points=False)
     watcher = Watcher()
-    manager.register(watcher, name="watcher")
-    result = stylefw.run(recipe(tmp_path), registry=build_registry(manager), save=False)
+    result = stylefw.run(recipe(tmp_path, save_every=3), registry=with_plugin(watcher, "watcher"))
     return watcher.events, result
 
 
@@ -172,3 +199,88 @@ def test_hook_on_step(watched):
 def test_hook_on_run_end(watched):
     events, result = watched
     assert isinstance(events[-1], RunEnd) and events[-1].result is result
+    assert events[-1].run is events[0].run and not any(isinstance(event, RunAbort) for event in events)
+
+
+def test_hook_on_run_finish(watched):
+    events, result = watched
+    (finish,) = [event for event in events if isinstance(event, RunFinish)]
+    assert finish.trace == list(result.trace) and len(result.trace) == 4  # the trace plugin filled it first
+    assert finish.stopped == result.stopped and finish.picture.shape[-2:] == (32, 48)
+    # what it adds to the metadata is the result's, and the output's and sidecar's
+    assert result.metadata()["watched"] == {"steps": 4}
+    assert json.loads(Path(f"{result.output}.json").read_text())["watched"] == {"steps": 4}
+    # stopped after a whole step: the state to continue from, which the checkpoints plugin keeps
+    assert finish.state()["done"] == 4 and Path(f"{result.output}.ckpt").is_file()
+
+
+def test_hook_on_save(watched):
+    events, result = watched
+    saves = [event for event in events if isinstance(event, Save)]
+    # save_every: 3 takes no snapshot here: stage 1 has 2 steps, and the watcher stops the run at stage 2's second
+    assert [(event.path.name, event.snapshot) for event in saves] == [("out.png", False)]
+    written = Path(f"{result.output}.watched.txt")
+    assert written.read_text() == "4 steps, snapshot: False\n"
+    assert set(path.name for path in written.parent.iterdir()) >= {"out.png", "out.png.json", "out.png.watched.txt"}
+
+
+def test_a_snapshot_is_saved_through_the_hook_too(tmp_path):
+    watcher = Watcher()
+    stylefw.run(recipe(tmp_path, save_every=2), registry=with_plugin(watcher, "watcher"))
+    saves = [(event.path.name, event.snapshot) for event in watcher.events if isinstance(event, Save)]
+    assert saves == [("out.stage1.000002.png", True), ("out.stage2.000002.png", True), ("out.png", False)]
+    # a snapshot has no sidecar: the sidecar plugin writes one for the output alone
+    assert not (tmp_path / "out.stage1.000002.png.json").exists() and (tmp_path / "out.png.json").is_file()
+
+
+def test_hook_on_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLEFW_CACHE", str(tmp_path / "cache"))
+    png = io.BytesIO()
+    __import__("PIL.Image").Image.open(write_image(tmp_path / "served.png", 60, 40, 3)).save(png, format="PNG")
+    _serve(monkeypatch, png.getvalue(), "image/png")
+    watcher = Watcher()
+    stylefw.run(recipe(tmp_path, content="https://example.com/photo.png"), save=False,
+                registry=with_plugin(watcher, "watcher"))
+    downloads = [event for event in watcher.events if isinstance(event, Download)]
+    assert downloads and {event.url for event in downloads} == {"https://example.com/photo.png"}
+    assert downloads[-1].done == downloads[-1].total == len(png.getvalue())
+    assert watcher.events.index(downloads[-1]) < next(i for i, e in enumerate(watcher.events) if isinstance(e, RunStart))
+
+
+class Falls:
+    """A plugin whose on_step fails at the run's second step."""
+
+    @hookimpl
+    def on_step(self, event):
+        if event.done == 2:
+            raise RuntimeError("the plugin fell over")
+
+
+def test_hook_on_run_abort(tmp_path):
+    watcher = Watcher()
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(watcher, name="watcher")
+    manager.register(Falls(), name="falls")
+    with pytest.raises(RuntimeError, match="the plugin fell over"):
+        stylefw.run(recipe(tmp_path), registry=build_registry(manager))
+    abort = watcher.events[-1]
+    assert isinstance(abort, RunAbort) and str(abort.error) == "the plugin fell over"
+    assert abort.run is watcher.events[0].run
+    assert not any(isinstance(event, (RunFinish, RunEnd)) for event in watcher.events)
+
+
+def test_the_eta_leaves_out_the_time_before_the_first_step():
+    from types import SimpleNamespace
+
+    from stylefw.contracts import Stage
+    from stylefw.tools.timing import Work
+
+    stages = (Stage(1, 2, 128, (96, 128), 200), Stage(2, 2, 256, (192, 256), 100))
+    work = Work(stages)
+
+    def step(stage: int, number: int, elapsed: float) -> SimpleNamespace:
+        return SimpleNamespace(stage=stages[stage - 1], step=number, elapsed=elapsed)
+
+    assert work.remaining(step(1, 1, 30.0)) is None  # 30 s of set-up before the first step: not known yet
+    # then 0.1 s a step at 128 px: the rest at that pace, a 256 px step counting as four at 128 px
+    assert work.remaining(step(1, 11, 31.0)) == pytest.approx(0.1 * (189 + 4 * 100))

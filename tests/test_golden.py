@@ -1,7 +1,7 @@
 """The shipped recipes' goldens: ``recipes/NAME.golden.json``, beside each recipe and shipped with it.
 
 stylefw's own pytest plugin checks them (the items ``recipes/NAME.yaml::NAME.yaml``, collected through
-``stylefw_recipes`` in pyproject.toml), exactly as it checks a user's recipes; see ``stylefw.regress``
+``stylefw_recipes`` in pyproject.toml), exactly as it checks a user's recipes; see ``stylefw.tools.goldens``
 for what a golden holds and where its tolerances come from. The tests here check the goldens
 themselves: every shipped recipe has one that runs offline, its recorded loss goes down, and a real
 change to a recipe fails it.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from stylefw import regress
+from stylefw.tools import goldens as regress
 from stylefw.recipe import builtin_recipes, find_recipe, load_recipe
 
 

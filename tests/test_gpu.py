@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import stylefw
-from stylefw.engine import select_device
+from stylefw.engine.inputs import select_device
 from stylefw.errors import StylefwWarning
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; torch sees none here")
@@ -101,7 +101,7 @@ def test_compile_runs_on_the_gpu_and_agrees(tmp_path):
 def test_the_preview_copies_pictures_from_the_gpu_off_the_training_thread(tmp_path):
     """--preview on CUDA: the picture goes to the host through a pinned buffer and an event the encoder
     thread waits on; the page gets pictures and the run's end."""
-    from stylefw.preview import Preview
+    from stylefw.tools.preview import Preview
 
     preview = Preview()
     data = {**_recipe(tmp_path, "cuda"), "steps": 200}

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image, features
 
 from stylefw.errors import ImageError, UserError
-from stylefw.image import (cache_dir, fetch, load_image, resize_long_edge, save_image, to_pil, to_tensor,
-                           write_json)
+from stylefw.engine.files import write_json
+from stylefw.engine.image import cache_dir, fetch, load_image, resize_long_edge, save_image, to_pil, to_tensor
 
 UNREACHABLE = "http://127.0.0.1:9/x.jpg"  # the discard port: refused at once, no network used
 

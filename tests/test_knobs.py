@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 
 import stylefw
-from stylefw.image import load_image, resize_long_edge, to_tensor
-from stylefw.score import score_images
+from stylefw.engine.image import load_image, resize_long_edge, to_tensor
+from stylefw.tools.score import score_images
 
 from realweights import HED, needs_hed, shared_image
 

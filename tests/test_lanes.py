@@ -1,4 +1,4 @@
-"""Runs as lanes of one batch (``stylefw.lanes``, ``stylefw batch --batch-size``): each lane's gradient is its
+"""Runs as lanes of one batch (``stylefw.engine.lanes``, ``stylefw batch --batch-size``): each lane's gradient is its
 own run's, exactly in float64, and each result is its own run's up to float32 rounding."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import stylefw
-from stylefw.api import run_together
+from stylefw.engine.api import run_together
 from stylefw.contracts import Targets
-from stylefw.lanes import _Lane, compatible
+from stylefw.engine.lanes import _Lane, compatible
 from stylefw.plugins.losses import ContentLoss, GramLoss, TVLoss
 from stylefw.plugins.vgg import VGG19
 from stylefw.recipe import recipe_from_dict

@@ -14,9 +14,9 @@ from stylefw.errors import RecipeError
 from stylefw.plugins.losses import GramLoss, faded_weights, gram
 from stylefw.plugin_manager import get_plugin_manager
 from stylefw.plugins.vgg import VGG16, VGG19
-from stylefw.recipe import recipe_from_dict
+from stylefw.recipe import override, recipe_from_dict
 from stylefw.registry import build_registry
-from stylefw.scales import LAYER_FADE, fade_factors
+from stylefw.contracts.scales import LAYER_FADE, fade_factors
 
 from test_stages import recipe
 
@@ -135,7 +135,7 @@ def test_layer_fade_defaults_to_a_quarter_to_three_quarters_and_round_trips(tmp_
     assert recipe_from_dict(recipe(tmp_path)).layer_fade == LAYER_FADE == (0.25, 0.75)
     off = recipe_from_dict(recipe(tmp_path, layer_fade="off"))
     assert off.layer_fade is None and recipe_from_dict(off.data).layer_fade is None
-    assert recipe_from_dict(recipe(tmp_path)).with_overrides(["layer_fade=[0.1, 0.5]"]).layer_fade == (0.1, 0.5)
+    assert override(recipe_from_dict(recipe(tmp_path)), ["layer_fade=[0.1, 0.5]"]).layer_fade == (0.1, 0.5)
 
 
 @pytest.mark.parametrize(("value", "message"), [

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylefw.engine import Targets, compute_targets
+from stylefw.engine import Targets
+from stylefw.engine.optimise import compute_targets
 from stylefw.errors import StylefwWarning
 from stylefw.plugins.losses import ContentLoss, GramLoss, TVLoss, gram
 from stylefw.plugins.vgg import VGG19

@@ -11,8 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
-import stylefw.api
-from stylefw.outputs import written_paths
+import stylefw.engine.session
+import stylefw.plugins.sidecar
+from stylefw.engine.outputs import written_paths
 
 from test_cli import TINY, error_lines, run, work  # noqa: F401 (work is a fixture)
 
@@ -31,8 +32,8 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def started(*args, **kwargs):
         raise AssertionError("the run started before its output was checked")
 
-    monkeypatch.setattr(stylefw.api, "open_inputs", started)
-    monkeypatch.setattr(stylefw.api, "build_backbone", started)
+    monkeypatch.setattr(stylefw.engine.session, "open_inputs", started)
+    monkeypatch.setattr(stylefw.engine.session, "build_backbone", started)
 
 
 def refused(work: Path, capsys, argv: list[str], *message: str) -> str:
@@ -138,7 +139,7 @@ def test_a_full_disk_names_the_output_and_keeps_the_previous_one(work, capsys, m
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return write
 
-    monkeypatch.setattr(stylefw.api, "json_writer", full)  # the image is written, then the sidecar fails
+    monkeypatch.setattr(stylefw.plugins.sidecar, "json_writer", full)  # the image is written, then the sidecar fails
     code, out, err = run(["recipe", "tiny.yaml", "--steps", "1", "--quiet"], capsys)
     assert code == 2, err
     assert error_lines(err) == [f"error: cannot write {work / 'out.png'} (the previous one is unchanged): "

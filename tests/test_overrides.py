@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stylefw.errors import Problem, RecipeError
-from stylefw.overrides import apply_overrides, coerce_numbers, parse_key, parse_value
+from stylefw.recipe.overrides import apply_overrides, coerce_numbers, parse_key, parse_value
 from stylefw.recipe import recipe_from_dict
 
 RECIPE: dict[str, Any] = {
@@ -185,7 +185,7 @@ def test_overrides_reach_the_validated_recipe(images: Path) -> None:
                               overrides=["optimizer.lr=0.05", "losses[1].weight=1e5", "backbone.weights=random"])
     assert recipe.optimizer.options == {"lr": 0.05}
     assert [loss.weight for loss in recipe.losses] == [1.0, 1e5, 10.0]
-    assert (recipe.backbone.name, recipe.backbone.weights) == ("vgg19", "random")
+    assert (recipe.backbone.name, recipe.backbone.options["weights"]) == ("vgg19", "random")
 
 
 def test_override_values_are_validated(images: Path) -> None:

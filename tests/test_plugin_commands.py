@@ -56,13 +56,17 @@ def install(monkeypatch):
     """Make the CLI see the built-in plugins and the plugin objects given, as ``name=object``."""
 
     def install(**plugins: object) -> None:
-        manager = get_plugin_manager(load_entry_points=False)
-        for name, plugin in plugins.items():
-            manager.register(plugin, name=name)
-        registry = build_registry(manager)
-        monkeypatch.setattr(registry_module, "default_registry", lambda: registry)
+        def manager(**kwargs: object):
+            built = get_plugin_manager(load_entry_points=False)
+            for name, plugin in plugins.items():
+                built.register(plugin, name=name)
+            return built
 
-    return install
+        monkeypatch.setattr(registry_module, "get_plugin_manager", manager)
+        default_registry.cache_clear()
+
+    yield install
+    default_registry.cache_clear()
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -166,11 +170,13 @@ def test_building_the_parser_and_the_weights_command_imports_no_torch():
     assert result.stdout.strip() == "[]"
 
 
-def test_version_needs_no_plugin_and_debug_shows_why_one_failed(monkeypatch, capsys):
-    def broken():
+def test_version_needs_no_plugin_and_debug_shows_why_one_failed(monkeypatch, capsys, request):
+    def broken(**kwargs):
         raise PluginError("plugin 'broken' failed to import: RuntimeError: kaboom")
 
-    monkeypatch.setattr(registry_module, "default_registry", broken)
+    monkeypatch.setattr(registry_module, "get_plugin_manager", broken)
+    default_registry.cache_clear()
+    request.addfinalizer(default_registry.cache_clear)
     assert run(capsys, "--version") == (0, f"stylefw {stylefw.__version__}\n", "")
     assert run(capsys, "list") == (2, "", "error: plugin 'broken' failed to import: RuntimeError: kaboom\n")
     code, _, err = run(capsys, "list", "--debug")
@@ -179,12 +185,12 @@ def test_version_needs_no_plugin_and_debug_shows_why_one_failed(monkeypatch, cap
 
 def test_a_warning_while_plugins_load_respects_quiet(install, monkeypatch, capsys):
     install(greeter=Greeter())
-    loaded = registry_module.default_registry
+    loaded = registry_module.get_plugin_manager
 
-    def warning_registry():
+    def warning_manager(**kwargs):
         warnings.warn("the greeter plugin is old", StylefwWarning)
-        return loaded()
+        return loaded(**kwargs)
 
-    monkeypatch.setattr(registry_module, "default_registry", warning_registry)
+    monkeypatch.setattr(registry_module, "get_plugin_manager", warning_manager)
     assert run(capsys, "hello", "ada") == (0, "hello ada\n", "warning: the greeter plugin is old\n")
     assert run(capsys, "hello", "ada", "-q") == (0, "", "")

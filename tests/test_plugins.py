@@ -14,7 +14,8 @@ import pytest
 import stylefw
 from stylefw.cli import main
 from stylefw.errors import PluginError
-from stylefw.plugin_manager import BLOCK_ENV, DEFAULT_PLUGINS, PluginInfo, get_plugin_manager, plugin_infos
+from stylefw.hooks.manager import LazyPlugin, builtin_plugins
+from stylefw.plugin_manager import BLOCK_ENV, PluginInfo, get_plugin_manager, plugin_infos
 from stylefw.plugins import cli_weights
 from stylefw.registry import build_registry, default_registry
 
@@ -49,10 +50,10 @@ def test_builtins_register_through_the_public_hooks():
     found = {kind: {e.name: e.plugin for e in registry.entries(kind)} for kind in BUILTIN_NAMES}
     assert found == BUILTIN_NAMES
     manager = registry.manager
-    for module in DEFAULT_PLUGINS:
-        assert module.startswith("stylefw.plugins.")
-        hooks = [caller.name for caller in manager.get_hookcallers(manager.get_plugin(module))]
-        assert hooks, f"{module} implements no stylefw hook"
+    for entry_point in builtin_plugins():
+        assert entry_point.value.startswith("stylefw.plugins")
+        hooks = [caller.name for caller in manager.get_hookcallers(manager.get_plugin(entry_point.name))]
+        assert hooks, f"{entry_point.name} implements no stylefw hook"
 
 
 class OneOfEach:
@@ -204,8 +205,8 @@ def test_plugin_infos_give_each_plugin_its_distribution_and_version(tmp_path, mo
     manager = get_plugin_manager()
     infos = {info.name: info for info in plugin_infos(manager)}
     assert infos["versioned"] == PluginInfo("versioned", "stylefw-versioned", "2.5.1")
-    for module in DEFAULT_PLUGINS:
-        assert infos[module] == PluginInfo(module, "stylefw", stylefw.__version__)
+    for entry_point in builtin_plugins():
+        assert infos[entry_point.name] == PluginInfo(entry_point.name, "stylefw", stylefw.__version__)
     assert build_registry(manager).get("loss", "versioned_loss").plugin == "versioned"
 
 
@@ -226,14 +227,15 @@ def test_help_and_plugin_commands_import_no_torch():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_each_builtin_plugin_names_the_hooks_its_modules_implement():
-    for name, hooks in DEFAULT_PLUGINS.items():
-        implemented = {}
-        for module_name in set(hooks.values()):
-            module = importlib.import_module(module_name)
-            implemented.update({attr: module_name for attr in dir(module)
-                                if hasattr(getattr(module, attr), "stylefw_impl")})
-        assert implemented == hooks, name
+def test_each_lazy_builtin_plugin_names_the_hooks_its_modules_implement():
+    lazy = {point.name: point.load() for point in builtin_plugins()}
+    lazy = {name: plugin for name, plugin in lazy.items() if isinstance(plugin, LazyPlugin)}
+    assert lazy, "the built-ins that register items are LazyPlugins, so that --help imports no torch"
+    for name, plugin in lazy.items():
+        hooks = {attr: getattr(plugin, attr) for attr in dir(plugin) if hasattr(getattr(plugin, attr), "stylefw_impl")}
+        for hook in hooks:
+            module = importlib.import_module(plugin.modules[hook])
+            assert hasattr(getattr(module, hook), "stylefw_impl"), f"{name}: {module.__name__} does not implement {hook}"
 
 
 # -- hook implementations that fit no hook ------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 
 import stylefw
 from stylefw.errors import RecipeError
-from stylefw.precision import Autocast, matmul_precision
+from stylefw.engine.precision import Autocast, matmul_precision
 from stylefw.plugins.vgg import VGG19
 from stylefw.recipe import recipe_from_dict
 

@@ -37,7 +37,7 @@ from PIL import Image
 
 import stylefw
 from stylefw.errors import StylefwWarning
-from stylefw.image import load_image, resize_long_edge, to_tensor
+from stylefw.engine.image import load_image, resize_long_edge, to_tensor
 from stylefw.plugins.losses import gram
 
 from realweights import HED, needs_hed

@@ -13,9 +13,9 @@ import yaml
 from PIL import Image
 
 from stylefw.errors import RecipeError, UserError
-from stylefw.recipe import builtin_recipes, find_recipe, load_recipe, recipe_from_dict
+from stylefw.recipe import override, builtin_recipes, find_recipe, load_recipe, recipe_from_dict
 from stylefw.registry import default_registry
-from stylefw.schema import DEFAULTS
+from stylefw.recipe.schema import DEFAULTS
 
 TOP_LEVEL_KEYS = ", ".join(DEFAULTS)
 
@@ -220,7 +220,7 @@ def test_validation_does_not_decode_images(images: Path) -> None:
 def test_defaults_are_filled_in(images: Path) -> None:
     recipe = recipe_from_dict(good(), base_dir=images)
     assert (recipe.size, recipe.steps, recipe.init, recipe.device, recipe.output) == (512, 500, "content", "auto", None)
-    assert (recipe.backbone.name, recipe.backbone.weights, recipe.optimizer.name) == ("vgg19", "imagenet", "adam")
+    assert (recipe.backbone.name, recipe.backbone.options["weights"], recipe.optimizer.name) == ("vgg19", "imagenet", "adam")
     assert recipe.data["optimizer"] == {"name": "adam", "lr": 0.02}
 
 
@@ -491,7 +491,7 @@ def test_output_equal_to_an_input_is_refused(images: Path, monkeypatch: pytest.M
 def test_with_overrides_returns_a_new_validated_recipe(images: Path) -> None:
     path = write_recipe(images / "r.yaml", yaml.safe_dump(good()))
     recipe = load_recipe(path)
-    changed = recipe.with_overrides(["optimizer.lr=0.05", "losses[1].weight=1e5", "steps=3"])
+    changed = override(recipe, ["optimizer.lr=0.05", "losses[1].weight=1e5", "steps=3"])
     assert (changed.optimizer.options["lr"], changed.losses[1].weight, changed.steps) == (0.05, 1e5, 3)
     assert (recipe.optimizer.options["lr"], recipe.losses[1].weight, recipe.steps) == (0.02, 1000.0, 500)
     assert changed.source == recipe.source == str(path)
@@ -501,6 +501,6 @@ def test_with_overrides_returns_a_new_validated_recipe(images: Path) -> None:
 def test_with_overrides_validates_again(images: Path) -> None:
     recipe = recipe_from_dict(good(), base_dir=images, source="r.yaml")
     with pytest.raises(RecipeError) as caught:
-        recipe.with_overrides({"optimizer.lr": -1, "losses[1].layers[0]": "conv0_1"})
+        override(recipe, {"optimizer.lr": -1, "losses[1].layers[0]": "conv0_1"})
     assert caught.value.source == "r.yaml"
     assert [p.path for p in caught.value.problems] == ["losses[1].layers[0]", "optimizer.lr"]

@@ -20,7 +20,7 @@ import torchvision
 from PIL import Image
 
 from stylefw.cli import main
-from stylefw.regress import FORMAT, golden_path
+from stylefw.tools.goldens import FORMAT, golden_path
 
 # two shallow layers of VGG-16 at 32 px: a check of well under a second
 RECIPE = """\
@@ -215,7 +215,7 @@ def encode(image: Image.Image) -> str:
 
 def test_default_settings_shrink_every_kind_of_plan(tmp_path):
     from stylefw.recipe import load_recipe
-    from stylefw.regress import default_settings
+    from stylefw.tools.goldens import default_settings
 
     recipe = write_recipe(tmp_path)
     single = default_settings(load_recipe(recipe))

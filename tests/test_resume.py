@@ -14,11 +14,12 @@ import torch
 from PIL import Image
 
 import stylefw
-from stylefw.checkpoint import FORMAT, changed_keys, checkpoint_path, read_checkpoint
+from stylefw.engine.checkpoint import FORMAT, changed_keys, read_checkpoint
+from stylefw.engine.files import checkpoint_path
 from stylefw.cli import main
 from stylefw.contracts import StepEvent
 from stylefw.errors import UserError
-from stylefw.image import to_pil
+from stylefw.engine.image import to_pil
 from stylefw.plugin_manager import get_plugin_manager
 from stylefw.registry import build_registry
 

@@ -15,12 +15,14 @@ import yaml
 from PIL import Image
 
 import stylefw
-import stylefw.api
+import stylefw.engine.stages
+import stylefw.engine.api
+import stylefw.engine.session
 from stylefw.cli import main
-from stylefw.engine import optimise
+from stylefw.engine.optimise import optimise
 from stylefw.errors import RecipeError
 from stylefw.plugin_manager import get_plugin_manager
-from stylefw.recipe import ScheduleSpec, recipe_from_dict
+from stylefw.recipe import override, ScheduleSpec, recipe_from_dict
 from stylefw.registry import build_registry, default_registry
 
 pytestmark = [
@@ -59,14 +61,14 @@ class RateSpy:
         self.used: list[float] = []
         self.after: list[float] = []
         self.optimizer: torch.optim.Optimizer | None = None
-        real = stylefw.stages.optimise
+        real = stylefw.engine.stages.optimise
 
         def spy(image, backbone, losses, weights, labels, optimizer, *args, **kwargs):
             self.optimizer = optimizer
             optimizer.register_step_pre_hook(lambda opt, *_: self.used.append(opt.param_groups[0]["lr"]))
             return real(image, backbone, losses, weights, labels, optimizer, *args, **kwargs)
 
-        monkeypatch.setattr(stylefw.stages, "optimise", spy)
+        monkeypatch.setattr(stylefw.engine.stages, "optimise", spy)
 
     def on_step(self, step) -> None:
         self.after.append(self.optimizer.param_groups[0]["lr"])
@@ -74,7 +76,7 @@ class RateSpy:
 
 def run_rates(monkeypatch, data: dict[str, Any], registry=None) -> RateSpy:
     # tv reads no layer, so the backbone is never evaluated: skip building a VGG for every run
-    monkeypatch.setattr(stylefw.api, "build_backbone", lambda *args: torch.nn.Identity())
+    monkeypatch.setattr(stylefw.engine.session, "build_backbone", lambda *args: torch.nn.Identity())
     spy = RateSpy(monkeypatch)
     result = stylefw.run(data, on_step=spy.on_step, save=False, registry=registry)
     assert len(result.trace) == len(spy.used) == len(spy.after) == data["steps"]
@@ -144,7 +146,7 @@ def test_a_schedule_is_kept_in_the_resolved_recipe_and_not_given_to_the_optimize
     assert resolved.optimizer.options == {"lr": LR}
     assert resolved.optimizer.schedule == ScheduleSpec("step", {"every": 5})
     assert resolved.data["optimizer"] == {"name": "adam", "lr": LR, "schedule": {"name": "step", "every": 5}}
-    assert resolved.with_overrides({"steps": 3}).optimizer.schedule == resolved.optimizer.schedule
+    assert override(resolved, {"steps": 3}).optimizer.schedule == resolved.optimizer.schedule
 
 
 def test_without_a_schedule_the_resolved_optimizer_is_unchanged(images):

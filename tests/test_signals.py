@@ -3,6 +3,7 @@ second signal cannot cut short."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,13 +11,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
 from PIL import Image
 
-from stylefw.contracts import INTERRUPTED, RunControl
-from stylefw.events import SignalStop
+from stylefw.contracts import INTERRUPTED, RunContext, RunControl
+from stylefw.plugins.signals import SignalStop
 
 from test_stages import recipe
 
@@ -28,31 +30,55 @@ pytestmark = [pytest.mark.filterwarnings("ignore::stylefw.errors.StylefwWarning"
 # -- the handler, in this process ---------------------------------------------------------------
 
 
+def a_run(*, debug: bool = False) -> RunContext:
+    return RunContext(None, "cpu", (), RunControl(), debug=debug)
+
+
+@contextlib.contextmanager
+def watched(*runs: RunContext) -> Iterator[SignalStop]:
+    """The signals plugin's handlers, watching ``runs`` for the duration, as it does between a run's start and end."""
+    stop = SignalStop()
+    for run in runs:
+        stop.add(run)
+    try:
+        yield stop
+    finally:
+        for run in runs:
+            stop.remove(run)
+
+
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_the_first_signal_stops_the_run_and_names_itself(name):
-    control = RunControl()
-    with SignalStop(control):
+    run = a_run()
+    with watched(run):
         os.kill(os.getpid(), getattr(signal, name))
-    assert (control.reason, control.details) == (INTERRUPTED, {"signal": name})
+    assert (run.control.reason, run.control.details) == (INTERRUPTED, {"signal": name})
+
+
+def test_the_first_signal_stops_every_run_in_progress():
+    lanes = [a_run(), a_run()]
+    with watched(*lanes):
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert [run.control.reason for run in lanes] == [INTERRUPTED, INTERRUPTED]
 
 
 def test_a_second_signal_interrupts_a_step_but_waits_for_a_save():
-    control = RunControl()
-    with SignalStop(control) as signals:
+    run = a_run()
+    with watched(run):
         os.kill(os.getpid(), signal.SIGTERM)
-        with signals.saving():
+        with run.control.saving():
             os.kill(os.getpid(), signal.SIGTERM)
             os.kill(os.getpid(), signal.SIGINT)  # no --debug: Ctrl-C waits too
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGHUP)
-    assert control.details == {"signal": "SIGTERM"}  # the first reason is kept
+    assert run.control.details == {"signal": "SIGTERM"}  # the first reason is kept
 
 
 def test_with_debug_a_second_ctrl_c_aborts_even_a_save():
-    control = RunControl()
-    with SignalStop(control, debug=True) as signals:
+    run = a_run(debug=True)
+    with watched(run):
         os.kill(os.getpid(), signal.SIGINT)
-        with pytest.raises(KeyboardInterrupt), signals.saving():
+        with pytest.raises(KeyboardInterrupt), run.control.saving():
             os.kill(os.getpid(), signal.SIGINT)
 
 
@@ -60,7 +86,7 @@ def test_handlers_are_put_back_and_an_ignored_signal_stays_ignored():
     before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
     try:
-        with SignalStop(RunControl()):
+        with watched(a_run(), a_run()):
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             assert all(signal.getsignal(number) != handler for number, handler in before.items())
         assert {number: signal.getsignal(number) for number in before} == before
@@ -70,7 +96,13 @@ def test_handlers_are_put_back_and_an_ignored_signal_stays_ignored():
 
 def test_off_the_main_thread_nothing_is_installed():
     seen = []
-    thread = threading.Thread(target=lambda: seen.append(SignalStop(RunControl()).__enter__().previous))
+
+    def watch() -> None:
+        stop = SignalStop()
+        stop.add(a_run())
+        seen.append(stop.previous)
+
+    thread = threading.Thread(target=watch)
     thread.start()
     thread.join()
     assert seen == [{}]
@@ -132,14 +164,14 @@ def test_kill_stops_the_cli_cleanly_with_128_plus_the_signal(tmp_path, name, cod
 # the child signals itself: SIGTERM after its first step, then again and again while the image is written
 SIGNALS_WHILE_SAVING = """
 import os, signal
-import stylefw.image, stylefw.progress
-step = stylefw.progress.PlainRenderer.step
+import stylefw.engine.image, stylefw.engine.outputs, stylefw.plugins.progress
+step = stylefw.plugins.progress.PlainRenderer.step
 def first(self, event):
     step(self, event)
     if event.done == 1:
         os.kill(os.getpid(), signal.SIG{first})
-stylefw.progress.PlainRenderer.step = first
-image_writer = stylefw.image.image_writer
+stylefw.plugins.progress.PlainRenderer.step = first
+image_writer = stylefw.engine.image.image_writer
 def slow_writer(*args, **kwargs):
     write = image_writer(*args, **kwargs)
     def interrupted(handle):
@@ -148,12 +180,12 @@ def slow_writer(*args, **kwargs):
         handle.seek(0)
         write(handle)
     return interrupted
-stylefw.api.image_writer = slow_writer
+stylefw.engine.outputs.image_writer = slow_writer
 """
 
 
 def test_a_second_kill_while_saving_waits_for_the_image(tmp_path):
-    process = start_cli(tmp_path, code="import stylefw.api\n" + SIGNALS_WHILE_SAVING.format(first="TERM", second="TERM"))
+    process = start_cli(tmp_path, code=SIGNALS_WHILE_SAVING.format(first="TERM", second="TERM"))
     returncode, stderr = signal_after_a_step(process, None)
     assert returncode == 143, stderr
     assert "Traceback" not in stderr
@@ -165,7 +197,7 @@ def test_with_debug_a_second_ctrl_c_while_saving_aborts_and_keeps_the_previous_o
     Image.new("RGB", (8, 8), "red").save(previous)
     before = previous.read_bytes()
     process = start_cli(tmp_path, "--debug",
-                        code="import stylefw.api\n" + SIGNALS_WHILE_SAVING.format(first="INT", second="INT"))
+                        code=SIGNALS_WHILE_SAVING.format(first="INT", second="INT"))
     returncode, stderr = signal_after_a_step(process, None)
     assert returncode == 130, stderr
     assert "Traceback" in stderr  # --debug

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 import stylefw
-import stylefw.stages
+import stylefw.engine.stages
 from stylefw.plugins.optimizers import resize_adam_state
 from stylefw.recipe import recipe_from_dict
-from stylefw.scales import ScaleSpec, auto_sizes, plan
-from stylefw.stages import Average, plan_stages
+from stylefw.contracts.scales import ScaleSpec, auto_sizes, plan
+from stylefw.engine.stages import Average, plan_stages
 
 pytestmark = pytest.mark.filterwarnings("ignore::stylefw.errors.StylefwWarning")  # random weights, on purpose
 
@@ -100,13 +100,13 @@ def test_adam_state_follows_the_resized_image():
 def spy_optimizers(monkeypatch) -> list[tuple[torch.Tensor, torch.optim.Optimizer]]:
     """Each stage's image and optimizer, as the run hands them to ``optimise``."""
     optimizers = []
-    real = stylefw.stages.optimise
+    real = stylefw.engine.stages.optimise
 
     def spy(image, backbone, losses, weights, labels, optimizer, *args, **kwargs):
         optimizers.append((image, optimizer))
         return real(image, backbone, losses, weights, labels, optimizer, *args, **kwargs)
 
-    monkeypatch.setattr(stylefw.stages, "optimise", spy)
+    monkeypatch.setattr(stylefw.engine.stages, "optimise", spy)
     return optimizers
 
 
@@ -145,8 +145,8 @@ def test_the_average_is_bias_corrected_as_the_formula_says():
 
 def test_with_average_each_stage_delivers_and_continues_from_its_average(tmp_path, monkeypatch):
     starts = []
-    real = stylefw.stages.resize_image
-    monkeypatch.setattr(stylefw.stages, "resize_image", lambda image, shape: starts.append(image.clone()) or
+    real = stylefw.engine.stages.resize_image
+    monkeypatch.setattr(stylefw.engine.stages, "resize_image", lambda image, shape: starts.append(image.clone()) or
                         real(image, shape))
     seen = []
     result = stylefw.run(recipe(tmp_path, average=0.9), save=False,

@@ -12,14 +12,14 @@ from PIL import Image
 import stylefw
 from stylefw.contracts import Targets
 from stylefw.errors import RecipeError, UserError
-from stylefw.estimate import PICTURE_BYTES, TILE_SHARE, Calibration
+from stylefw.engine.calibrate import PICTURE_BYTES, TILE_SHARE, Calibration, auto_tile_size
 from stylefw.plugin_manager import get_plugin_manager
 from stylefw.plugins.losses import ContentLoss, GramLoss, TVLoss
 from stylefw.plugins.vgg import VGG19
 from stylefw.plugins.w2 import W2Loss
 from stylefw.recipe import TileSpec, recipe_from_dict
 from stylefw.registry import build_registry
-from stylefw.tiling import (Grid, Tile, auto_tile_size, layer_geometry, make_tiler, plan_grid, tiled_features,
+from stylefw.engine.tiling import (Grid, Tile, layer_geometry, make_tiler, plan_grid, tiled_features,
                             tiled_statistics, tiled_step, tiled_targets)
 
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
@@ -300,7 +300,7 @@ def test_tile_values_read_and_write_back(tmp_path, value, spec, written):
 def test_auto_picks_the_largest_tile_that_fits_the_budget(monkeypatch):
     # a memory line of 1 GB plus 2 kB a pixel
     calibration = Calibration("cpu", (10**6, 2 * 10**6), (3 * 10**9, 5 * 10**9), (1.0, 2.0))
-    monkeypatch.setattr("stylefw.estimate.calibrate", lambda *args, **kwargs: calibration)
+    monkeypatch.setattr("stylefw.engine.calibrate.calibrate", lambda *args, **kwargs: calibration)
 
     class Stage:
         shape = (6144, 8192)

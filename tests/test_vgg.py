@@ -14,7 +14,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from stylefw.engine import build_backbone
+from stylefw.engine.build import build_backbone
 from stylefw.errors import MissingWeights, StylefwWarning, WeightsError
 from stylefw.plugins.vgg import VGG16, VGG19
 from stylefw.plugins.vgg_config import IMAGENET_MEAN, IMAGENET_STD

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from stylefw.cli import main
-from stylefw.engine import build_backbone
+from stylefw.engine.build import build_backbone
 from stylefw.errors import WeightsError
 from stylefw.plugins import weights as weights_module
 from stylefw.plugins.vgg import VGG16, VGG19

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from stylefw.errors import RecipeError, UserError
-from stylefw.overrides import parse_value
+from stylefw.recipe.overrides import parse_value
 from stylefw.recipe import load_recipe, recipe_from_dict
-from stylefw.yaml_input import MAX_BYTES, MAX_DEPTH, LimitError, load_yaml
+from stylefw.recipe.yaml_input import MAX_BYTES, MAX_DEPTH, LimitError, load_yaml
 
 URL = "https://example.com/a.png"  # validation never fetches, so a URL needs no file
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "\n".join(

@@ -1,0 +1,32 @@
+"""The ``sidecar`` plugin: ``<output>.json`` beside each output, with its metadata and the whole loss trace, written
+with the output, all or none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stylefw.contracts.run import Save, Step
+from stylefw.engine.files import json_writer
+from stylefw.hooks.specs import hookimpl
+
+__all__ = ["sidecar_path", "trace_data"]
+
+
+def sidecar_path(output: Path) -> Path:
+    """``out.png.json`` for the output ``out.png``."""
+    return Path(f"{output}.json")
+
+
+def trace_data(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
+    """The trace as the sidecar records it: each step's stage, size, number, loss, time and terms."""
+    return [{"stage": step.stage, "size": step.size, "step": step.step, "loss": step.loss, "elapsed": step.elapsed,
+             "terms": {term.label: {"value": term.value, "weighted": term.weighted} for term in step.terms}}
+            for step in steps]
+
+
+@hookimpl
+def on_save(event: Save) -> None:
+    if not event.snapshot:
+        data = {**event.result.metadata(), "trace": trace_data(event.result.trace)}
+        event.files[sidecar_path(event.path)] = json_writer(data)
