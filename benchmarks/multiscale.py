@@ -39,11 +39,11 @@ import torch
 from PIL import Image, ImageDraw
 
 import stylefw
-from stylefw.contracts import RunStart, StepEvent
+from stylefw.contracts import RunContext, RunControl, RunStart, StepEvent
 from stylefw.engine.build import build_backbone, build_losses
 from stylefw.engine.inputs import open_inputs, select_device
 from stylefw.recipe import recipe_from_dict
-from stylefw.registry import default_registry
+from stylefw.hooks.registry import default_registry
 from stylefw.tools.score import score_files
 from stylefw.engine.stages import StagedRun, plan_stages
 
@@ -72,9 +72,10 @@ class Evaluator:
         self.backbone = build_backbone(recipe, registry, device)
         self.losses = build_losses(recipe, registry)
         self.weights, self.layers = [spec.weight for spec in recipe.losses], recipe.layers
-        staged = StagedRun(recipe, registry, device, self.backbone, self.losses, content=content, styles=styles,
-                           emit=lambda event: None, control=None)
-        staged.prepare(plan_stages(recipe, content.size)[-1])
+        stages = plan_stages(recipe, content.size)
+        staged = StagedRun(registry, device, self.backbone, self.losses, content=content, styles=styles,
+                           emit=lambda event: None, run=RunContext(recipe, str(device), stages, RunControl()))
+        staged.prepare(stages[-1])
 
     @torch.no_grad()
     def __call__(self, picture: torch.Tensor) -> float:

@@ -84,15 +84,18 @@ QuietRenderer = Renderer
 
 
 class PlainRenderer(Renderer):
-    """One log line every ``every`` steps of the run (and at each stage's first and last), for logs and pipes."""
+    """One log line every ``every`` steps of the run (and at each stage's first and last), for logs and pipes;
+    by default, every twentieth of the run."""
 
-    def __init__(self, every: int, stream: TextIO | None = None) -> None:
-        self.every = max(1, every)
+    def __init__(self, every: int | None = None, stream: TextIO | None = None) -> None:
+        self.given = every
+        self.every = 1
         self.stream = stream or sys.stdout
         self._downloading: set[str] = set()
         self.work: Work | None = None
 
     def run_start(self, event: RunStart) -> None:
+        self.every = max(1, self.given or event.total_steps // 20)
         self.work = Work(event.stages)
 
     def step(self, event: StepEvent) -> None:

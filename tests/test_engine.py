@@ -18,7 +18,6 @@ from PIL import Image
 
 import stylefw
 import stylefw.engine.stages
-import stylefw.engine.api
 import stylefw.engine.session
 import stylefw.engine.inputs
 import stylefw.engine.optimise
@@ -59,7 +58,7 @@ def recipe(tmp_path: Path, **changes) -> dict:
 
 
 class Spy:
-    """Wraps ``stylefw.engine.api`` functions to see the backbone's calls and the optimised image."""
+    """Wraps the engine's ``build_backbone`` and ``optimise`` to see the backbone's calls and the optimised image."""
 
     def __init__(self, monkeypatch) -> None:
         self.calls: list[bool] = []  # one entry per backbone forward: was grad enabled?

@@ -128,6 +128,15 @@ def test_plain_progress_names_the_stage_and_size(tmp_path):
                      "stage 2/2 (48 px) step 3/3"]
 
 
+
+def test_plain_progress_logs_every_twentieth_of_the_run_unless_told(tmp_path):
+    stream = io.StringIO()
+    stylefw.run(recipe(tmp_path, size=24, steps=40, scales=[{"size": 24, "steps": 40}]), save=False,
+                registry=with_plugin(PlainRenderer(stream=stream), "progress"))
+    steps = [int(line.split("  ")[0].split()[-1].split("/")[0]) for line in stream.getvalue().splitlines()]
+    assert steps == [1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40]
+
+
 class Watcher:
     """A plugin implementing every run hook, recording what it was given; it adds to the output's metadata, and a
     file of its own beside it."""

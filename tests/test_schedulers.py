@@ -16,7 +16,6 @@ from PIL import Image
 
 import stylefw
 import stylefw.engine.stages
-import stylefw.engine.api
 import stylefw.engine.session
 from stylefw.cli import main
 from stylefw.engine.optimise import optimise

@@ -12,6 +12,7 @@ from PIL import Image
 import stylefw
 from stylefw.contracts import Targets
 from stylefw.errors import RecipeError, UserError
+from stylefw.engine.readiness import readiness
 from stylefw.engine.calibrate import PICTURE_BYTES, TILE_SHARE, Calibration, auto_tile_size
 from stylefw.plugin_manager import get_plugin_manager
 from stylefw.plugins.losses import ContentLoss, GramLoss, TVLoss
@@ -236,6 +237,31 @@ def test_a_plugin_loss_that_does_not_declare_tiling_is_refused_by_name(tmp_path)
         stylefw.run(data, save=False, registry=build_registry(manager))
     problem = caught.value.problems[0]
     assert problem.path == "losses[3]" and "'undeclared' does not declare how it tiles" in problem.message
+
+
+def plain_vgg(**options):
+    """A backbone factory with no ``verify``: validation builds it to check what tiling needs."""
+    return VGG19(**options)
+
+
+plain_vgg.layer_names = VGG19.layer_names
+
+
+class PlainBackbonePlugin:
+    @stylefw.hookimpl
+    def register_backbones(self, register):
+        register("plainvgg", plain_vgg)
+
+
+def test_validation_names_a_loss_that_cannot_tile_once_when_it_builds_the_backbone(tmp_path):
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(UndeclaredPlugin(), name="undeclared-plugin")
+    manager.register(PlainBackbonePlugin(), name="plain-backbone")
+    registry = build_registry(manager)
+    data = small_recipe(tmp_path, tile={"size": 64}, backbone={"name": "plainvgg", "weights": "random"})
+    data["losses"].append({"name": "undeclared", "layers": ["relu3_1"]})
+    found = readiness(recipe_from_dict(data, registry=registry), registry)
+    assert [problem.path for problem in found.problems] == ["losses[3]"]
 
 
 def test_a_backbone_built_by_a_function_tiles_and_checkpoints(tmp_path):

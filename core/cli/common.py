@@ -131,7 +131,7 @@ def linger(args: argparse.Namespace, watched: Any) -> None:
         pass
 
 
-def renderer(args: argparse.Namespace, steps: int) -> Any:
+def renderer(args: argparse.Namespace) -> Any:
     """The run's progress display, as ``--quiet`` and ``--progress`` choose."""
     # deferred: start-up time (rich's display); only a command that runs needs it
     from ..plugins.progress import PlainRenderer, QuietRenderer, RichRenderer
@@ -143,7 +143,7 @@ def renderer(args: argparse.Namespace, steps: int) -> Any:
         mode = "rich" if sys.stdout.isatty() else "plain"
     if mode == "rich":
         return RichRenderer()
-    return PlainRenderer(args.log_every or max(1, steps // 20))
+    return PlainRenderer(args.log_every)
 
 
 def table(*columns: str) -> Any:

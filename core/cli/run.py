@@ -48,7 +48,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     _require_plot(args)
     if args.budget:
         refuse_over_budget(recipe, parse_bytes(args.budget), registry)
-    with renderer(args, recipe.total_steps) as shown, preview(args) as watched, \
+    with renderer(args) as shown, preview(args) as watched, \
             watching(args, progress=shown, preview=watched):
         result = run(recipe, debug=args.debug, registry=registry)
         code = _report(args, result)
@@ -60,15 +60,11 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     # deferred: start-up time (torch), as in cmd_recipe
     from ..engine.api import resume
-    from ..engine.checkpoint import read_checkpoint
-    from ..recipe.load import recipe_from_dict
 
     registry = registry_of(args)
     every = [("checkpoint_every", args.checkpoint_every)] if args.checkpoint_every is not None else []
     _require_plot(args)
-    # the display's pace comes from the run's length, so the checkpoint's recipe is read here first
-    steps = recipe_from_dict(read_checkpoint(args.checkpoint)["recipe"], registry=registry).total_steps
-    with renderer(args, steps) as shown, preview(args) as watched, watching(args, progress=shown, preview=watched):
+    with renderer(args) as shown, preview(args) as watched, watching(args, progress=shown, preview=watched):
         result = resume(args.checkpoint, list(args.sets) + every, force=args.force, debug=args.debug,
                         registry=registry)
         code = _report(args, result)

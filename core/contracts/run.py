@@ -161,12 +161,21 @@ class RunContext:
 
 @dataclass(frozen=True)
 class RunStart:
-    """A run is about to start: its recipe, device and every stage it will render."""
+    """A run is about to start: its recipe, device and every stage it will render (those of ``run``)."""
 
-    recipe: Recipe
-    device: str
-    stages: tuple[Stage, ...]
     run: RunContext
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.run.recipe
+
+    @property
+    def device(self) -> str:
+        return self.run.device
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return self.run.stages
 
     @property
     def total_steps(self) -> int:
@@ -194,9 +203,13 @@ class StepEvent:
     weights: tuple[float, ...]
     values: torch.Tensor = field(repr=False)
     picture: Callable[[], torch.Tensor] = field(repr=False)
-    control: RunControl = field(repr=False)
     run: RunContext = field(repr=False)
     checked_state: Callable[[], dict[str, Any] | None] = field(repr=False)
+
+    @property
+    def control(self) -> RunControl:
+        """The run's control (``run.control``): what ``stop`` asks."""
+        return self.run.control
 
     @property
     def loss(self) -> float:

@@ -16,7 +16,6 @@ from .checkpoint import changed_inputs, changed_keys, read_checkpoint
 from .events import StepCallback
 from .inputs import OnDownload
 from .lanes import compatible
-from .precision import matmul_precision
 from .preflight import validated
 from .session import Session
 
@@ -100,8 +99,7 @@ def resume(checkpoint: str | Path, overrides: Iterable[str] | Mapping[str, Any] 
 def _single(session: Session, state: dict[str, Any] | None, on_event: OnEvent | None,
             on_step: Callable[[Step], None] | None) -> Result:
     staged = session.staged(0, resume=state, subscribers=[StepCallback(on_step) if on_step else None, on_event])
-    with matmul_precision(staged.recipe.precision):
-        return session.run(staged)
+    return session.run(staged)
 
 
 def run_together(recipes: Sequence[RecipeLike], *, on_events: Sequence[OnEvent | None] | None = None,
@@ -123,5 +121,4 @@ def run_together(recipes: Sequence[RecipeLike], *, on_events: Sequence[OnEvent |
     session.prepare()
     events = [*(on_events or ()), *[None] * len(resolved)][:len(resolved)]
     runs = [session.staged(lane, subscribers=[on_event]) for lane, on_event in enumerate(events)]
-    with matmul_precision(resolved[0].precision):
-        return session.run_lanes(runs)
+    return session.run_lanes(runs)

@@ -43,6 +43,7 @@ from ..recipe.load import recipe_from_dict
 from .build import build_backbone, build_losses
 from .image import cache_root
 from .inputs import open_inputs, select_device
+from .precision import matmul_precision
 from .provenance import versions
 from .stages import StagedRun, plan_stages
 
@@ -160,12 +161,12 @@ def short_run(data: dict[str, Any], registry: Registry | None = None) -> tuple[i
             device = select_device(recipe.device)
             torch.manual_seed(recipe.seed)
             content, styles = open_inputs(recipe, registry=registry)
-            stages = plan_stages(recipe, content.size)
-            run = RunContext(recipe, str(device), stages, RunControl())
+            run = RunContext(recipe, str(device), plan_stages(recipe, content.size), RunControl())
             stamp = lambda event: stamps.append(event.elapsed) if isinstance(event, StepEvent) else None  # noqa: E731
-            staged = StagedRun(recipe, registry, device, build_backbone(recipe, registry, device),
-                               build_losses(recipe, registry), content=content, styles=styles, emit=stamp, run=run)
-            picture = staged.run().picture
+            staged = StagedRun(registry, device, build_backbone(recipe, registry, device), build_losses(recipe, registry),
+                               content=content, styles=styles, emit=stamp, run=run)
+            with matmul_precision(recipe.precision):  # as a run's session sets it
+                picture = staged.run().picture
     times = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
     return picture.shape[-2] * picture.shape[-1], statistics.median(times)
 

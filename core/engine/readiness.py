@@ -61,11 +61,12 @@ def readiness(recipe: Recipe, registry: Registry) -> Readiness:
     if recipe.tile is not None:
         losses = build_losses(recipe, registry)
         labels = [spec.label for spec in recipe.losses]
-        found.attempt("tile", lambda: refuse_untileable(losses, labels, backbone or factory, recipe.backbone.name,
-                                                     recipe.source))
-        if backbone is not None:  # the margin a tile needs, from the built network's geometry
+        if backbone is not None:  # what tiling refuses, and the margin a tile needs, from the built network
             found.attempt("tile", lambda: make_tiler(recipe.tile, backbone, recipe.backbone.name, losses, labels,
                                                      recipe.source, lambda margin: 64))
+        else:  # what tiling refuses, from what the factory says
+            found.attempt("tile", lambda: refuse_untileable(losses, labels, factory, recipe.backbone.name,
+                                                         recipe.source))
         if recipe.tile.size == "auto":
             found.unknown.append("tile: auto is sized to the free memory when it runs")
     return found

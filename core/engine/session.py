@@ -24,6 +24,7 @@ from .image import to_pil
 from .inputs import OnDownload, open_inputs, select_device
 from .lanes import LanedRun
 from .outputs import ensure_writable, save_result, save_snapshot
+from .precision import matmul_precision
 from .provenance import versions
 from .stages import Ending, StagedRun, plan_stages, warn_upscaled_styles
 from .tiling import Tiler, make_tiler
@@ -82,8 +83,8 @@ class Session:
         context.saver = lambda event, path: save_snapshot(event, path, emit)
         losses = build_losses(recipe, self.registry)
         tiler = self._tiler(recipe, losses, stages) if recipe.tile is not None else None
-        return StagedRun(recipe, self.registry, self.device, self.backbone, losses, content=content, styles=styles,
-                         emit=emit, run=context, resume=resume, tiler=tiler)
+        return StagedRun(self.registry, self.device, self.backbone, losses, content=content, styles=styles,
+                         emit=emit, run=context, tiler=tiler)
 
     def _tiler(self, recipe: Recipe, losses: list[Loss], stages: tuple[Stage, ...]) -> Tiler:
         """How the run cuts its stages into tiles, decided now: ``tile: auto`` sizes them to the device's free
@@ -102,10 +103,12 @@ class Session:
 
     @staticmethod
     def _guarded(runs: Sequence[StagedRun], body: Callable[[], T]) -> T:
-        """``body()``; if it raises, each run that started and did not end is announced as aborted first, so that
-        its plugins let go of what they hold (the signals plugin, its handlers)."""
+        """``body()`` at the recipes' matmul precision (one for all lanes); if it raises, each run that started
+        and did not end is announced as aborted first, so that its plugins let go of what they hold (the signals
+        plugin, its handlers)."""
         try:
-            return body()
+            with matmul_precision(runs[0].recipe.precision):
+                return body()
         except BaseException as exc:
             for staged in runs:
                 if staged.started and not staged.delivered:

@@ -125,26 +125,27 @@ class StagedRun:
     picture back to the last one whose loss was finite and stops the run as ``failed``; too many values
     pinned at 0 or 1 warn once.
 
-    ``resume`` is a state ``StepEvent.state()`` gave (a checkpoint's), to continue from; ``tiler`` says how
-    each stage is cut into tiles (``tile``), decided before the run.
+    The recipe, its stages and the state it resumes from (``run.resumed``, what ``StepEvent.state()`` gave: a
+    checkpoint's) come from ``run``; ``tiler`` says how each stage is cut into tiles (``tile``), decided before
+    the run.
     """
 
-    def __init__(self, recipe: Recipe, registry: Registry, device: torch.device, backbone: Backbone, losses: list[Loss], *,
+    def __init__(self, registry: Registry, device: torch.device, backbone: Backbone, losses: list[Loss], *,
                  content: Image.Image, styles: list[Image.Image], emit: Callable[[Any], None], run: RunContext,
-                 resume: Mapping[str, Any] | None = None, tiler: Tiler | None = None) -> None:
-        self.recipe, self.registry, self.device = recipe, registry, device
+                 tiler: Tiler | None = None) -> None:
+        self.recipe, self.registry, self.device = run.recipe, registry, device
         self.backbone, self.losses = backbone, losses
         self.originals = content, styles
         self.emit, self.context, self.control = emit, run, run.control
         self.stages = run.stages
-        self.labels = tuple(spec.label for spec in recipe.losses)
-        self.weights = tuple(spec.weight for spec in recipe.losses)
-        self.resume, self.tiler = resume, tiler
+        self.labels = tuple(spec.label for spec in self.recipe.losses)
+        self.weights = tuple(spec.weight for spec in self.recipe.losses)
+        self.resume, self.tiler = run.resumed, tiler  # resume: taken by the first stage that runs
         # each layer's receptive field, for layer_fade on a multi-scale run's earlier stages
-        fade = recipe.layer_fade is not None and len(self.stages) > 1
-        self.fields = receptive_fields(backbone, recipe.layers, recipe.backbone.name) if fade else None
-        if resume is not None:
-            ensure_fits(resume, self.stages)
+        fade = self.recipe.layer_fade is not None and len(self.stages) > 1
+        self.fields = receptive_fields(backbone, self.recipe.layers, self.recipe.backbone.name) if fade else None
+        if self.resume is not None:
+            ensure_fits(self.resume, self.stages)
         self.grid: Grid | None = None  # the current stage's tiles, when it is cut into more than one
         # whether RunStart has gone out, and RunEnd: a run that raises in between is announced as aborted
         self.started = self.delivered = False
@@ -166,7 +167,7 @@ class StagedRun:
         saved = self.resume or {}
         self.start = time.perf_counter() - saved.get("elapsed", 0.0)
         self.started = True
-        self.emit(RunStart(self.recipe, str(self.device), self.stages, self.context))
+        self.emit(RunStart(self.context))
         self.image = self.optimizer = self.average = self.inputs = self.guard = None
         self.done, self.warned, self.failed = saved.get("done", 0), saved.get("warned", False), None
         self.cut = False  # whether a second Ctrl-C cut a step short
@@ -228,8 +229,7 @@ class StagedRun:
         self.guard.step(evaluated.values, self.source().clone() if self.average is None else self.source())
         self.step, self.done, self.project = evaluated.step, self.done + 1, evaluated.projected
         self.emit(StepEvent(stage, evaluated.step, self.done, time.perf_counter() - self.start, self.labels,
-                            self.weights, evaluated.values, self.picture, self.control, self.context,
-                            self.checked_state))
+                            self.weights, evaluated.values, self.picture, self.context, self.checked_state))
         if self.control.reason or evaluated.step % READ_EVERY == 0 or evaluated.step == stage.steps:
             self.read_health()
         return not (self.failed or self.control.reason)
