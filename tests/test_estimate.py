@@ -88,9 +88,12 @@ def test_estimate_prints_the_stages_and_json(tmp_path, cache, capsys):
 
 
 def test_the_prediction_at_a_third_size_is_within_15_percent(tmp_path):
-    """Calibrated at 512 and 640 px, the peak of a 896 px run (a fresh process, as a run is) is predicted to 15%."""
+    """Calibrated at the edges stylefw calibrates at, the peak of a 896 px run (a fresh process, as a run is) is
+    predicted to 15%. (Edges closer together than these stretch the CPU's ±30 MB of noise in a peak into a
+    slope off by a fifth.)"""
     recipe = load_recipe(write_recipe(tmp_path), {"device": "cpu"})
-    calibration = Calibration("cpu", *zip(*(calibrating.measure(recipe, edge, "cpu") for edge in (512, 640))))
+    edges = calibrating.CALIBRATION_EDGES
+    calibration = Calibration("cpu", *zip(*(calibrating.measure(recipe, edge, "cpu") for edge in edges)))
     pixels, peak, _ = calibrating.measure(recipe, 896, "cpu")
     assert calibration.peak(pixels) == pytest.approx(peak, rel=0.15)
 
