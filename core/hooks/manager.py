@@ -102,8 +102,7 @@ class PluginManager(pluggy.PluginManager):
 
     def is_builtin(self, name: str) -> bool:
         """Whether the plugin called ``name`` is stylefw's own: its bugs are then stylefw's."""
-        dist = self.distributions.get(name)
-        return dist is not None and _normalised(dist.name) == OWN_DISTRIBUTION
+        return _is_own(self.distributions.get(name))
 
     def origin(self, name: str) -> str | None:
         """``stylefw-example 0.3.0 (entry point 'example')`` for a third party's installed plugin; None for
@@ -114,8 +113,9 @@ class PluginManager(pluggy.PluginManager):
         return f"{dist.name} {dist.version} (entry point '{name}')"
 
 
-def _normalised(name: str) -> str:
-    return name.lower().replace("_", "-")
+def _is_own(dist: metadata.Distribution | None) -> bool:
+    """Whether ``dist`` is stylefw's own distribution."""
+    return dist is not None and dist.name.lower().replace("_", "-") == OWN_DISTRIBUTION
 
 
 def blocked_plugins() -> set[str]:
@@ -130,23 +130,21 @@ def get_plugin_manager(*, load_entry_points: bool = True, block: Iterable[str] =
     """
     manager = PluginManager()
     blocked = blocked_plugins() | set(block)
-    own = builtin_plugins()
-    others = [point for point in metadata.entry_points(group=ENTRY_POINT_GROUP) if not _is_own(point)]
-    for entry_point in own + (others if load_entry_points else []):  # stylefw's own first: a clash names them first
+    points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    others = [point for point in points if not _is_own(point.dist)] if load_entry_points else []
+    for entry_point in builtin_plugins(points) + others:  # stylefw's own first: a clash names them first
         if entry_point.name not in blocked and manager.get_plugin(entry_point.name) is None:
             _load(manager, entry_point)
     manager.check_pending()
     return manager
 
 
-def builtin_plugins() -> list[metadata.EntryPoint]:
-    """stylefw's own plugins: the ``stylefw`` distribution's entry points in the ``stylefw`` group, by name."""
-    found = {point.name: point for point in metadata.entry_points(group=ENTRY_POINT_GROUP) if _is_own(point)}
+def builtin_plugins(points: Iterable[metadata.EntryPoint] | None = None) -> list[metadata.EntryPoint]:
+    """stylefw's own plugins: the ``stylefw`` distribution's entry points in the ``stylefw`` group (of ``points``,
+    when the caller has read them already), by name."""
+    points = metadata.entry_points(group=ENTRY_POINT_GROUP) if points is None else points
+    found = {point.name: point for point in points if _is_own(point.dist)}
     return [found[name] for name in sorted(found)]
-
-
-def _is_own(entry_point: metadata.EntryPoint) -> bool:
-    return entry_point.dist is not None and _normalised(entry_point.dist.name) == OWN_DISTRIBUTION
 
 
 def _load(manager: PluginManager, entry_point: metadata.EntryPoint) -> None:
