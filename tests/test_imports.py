@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -63,16 +64,38 @@ def test_an_import_inside_a_function_says_why():
     assert not unexplained, "imports inside functions without a 'deferred: ...' comment: " + ", ".join(unexplained)
 
 
+def test_the_first_import_of_a_run_is_found_by_line_and_nested_functions_are_their_own():
+    source = """def outer():
+    if ready:
+        import first
+    import second  # deferred: start-up time
+
+    def inner():
+        import third
+"""
+    outer = ast.parse(source).body[0]
+    inner = outer.body[-1]
+    assert [node.lineno for node in _imports(outer)] == [3]
+    assert [node.lineno for node in _imports(inner)] == [7]
+
+
 def _imports(function: ast.AST) -> list[ast.stmt]:
-    """The first import of each run of imports directly inside ``function``'s body (nested functions are walked
-    on their own)."""
+    """The first import of each run of imports in ``function``'s own body, in line order (a nested function is
+    checked on its own)."""
     found, previous = [], None
-    for node in ast.walk(function):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            if previous is None or node.lineno > previous.end_lineno + 2:
-                found.append(node)
-            previous = node
+    for node in sorted(_own_imports(function), key=lambda node: node.lineno):
+        if previous is None or node.lineno > previous.end_lineno + 2:
+            found.append(node)
+        previous = node
     return found
+
+
+def _own_imports(node: ast.AST) -> Iterator[ast.stmt]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            yield child
+        elif not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            yield from _own_imports(child)
 
 
 def _explained(lines: list[str], number: int) -> bool:
