@@ -108,6 +108,22 @@ def test_a_plugin_commands_error_is_rendered_like_a_builtin_ones(install, capsys
     assert "this is a bug in plugin 'greeter'" in err
 
 
+def test_with_a_broken_plugin_left_out_another_plugins_bug_is_still_its_own(monkeypatch, capsys, request):
+    def manager(block=(), **kwargs):
+        if "broken" not in block:
+            raise PluginError("plugin 'broken' failed to import: RuntimeError: kaboom")
+        built = get_plugin_manager(load_entry_points=False)
+        built.register(Greeter(), name="greeter")
+        return built
+
+    monkeypatch.setattr(registry_module, "get_plugin_manager", manager)
+    monkeypatch.setattr("stylefw.cli.get_plugin_manager", manager)
+    default_registry.cache_clear()
+    request.addfinalizer(default_registry.cache_clear)
+    code, _, err = run(capsys, "hello", "bug", "--no-plugin", "broken")
+    assert code == 1 and err.startswith("error: function 'hello' of plugin 'greeter' raised ZeroDivisionError")
+
+
 @pytest.mark.parametrize("argv", [["hello", "bug", "--debug"], ["--debug", "hello", "bug"]])
 def test_debug_before_or_after_the_command_shows_the_traceback(install, capsys, argv):
     install(greeter=Greeter())

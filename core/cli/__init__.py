@@ -17,7 +17,7 @@ import warnings
 from typing import Any, Sequence
 
 from .. import __version__
-from ..errors import PluginError, StylefwError
+from ..errors import PluginError
 from ..hooks.manager import get_plugin_manager
 from ..hooks.registry import Registry, build_registry, default_registry
 from .batch import add_batch_command
@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning(early.quiet)
+        registry = None
         try:
             registry = _registry(early.no_plugin)
             args, extra = build_parser(registry).parse_known_args(argv)
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # argparse has printed usage: 2 for bad usage, 0 for --help
             return int(exc.code or 0)
         except Exception as exc:  # a plugin failed to load or to add its command, so no command can be parsed
-            return _fail(exc, debug=early.debug)
+            return _fail(exc, debug=early.debug, registry=registry)
         args.registry, args.no_plugin = registry, early.no_plugin
         return _dispatch(args)
 
@@ -145,11 +146,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_RUNTIME
     except Exception as exc:  # ours, a plugin's or the user's: classified, one message, traceback with --debug
-        return _fail(exc, debug=args.debug)
+        return _fail(exc, debug=args.debug, registry=getattr(args, "registry", None))
 
 
-def _fail(exc: Exception, *, debug: bool) -> int:
-    error = exc if isinstance(exc, StylefwError) else classify(exc)
+def _fail(exc: Exception, *, debug: bool, registry: Registry | None) -> int:
+    error = classify(exc, registry)
     _report(debug, f"error: {error}")
     return error.exit_code
 

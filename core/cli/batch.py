@@ -21,7 +21,7 @@ from ..contracts.run import INTERRUPTED
 from ..errors import UserError
 from ..hooks.registry import Registry
 from ..tools.timing import format_duration
-from .common import classify, linger, preview, preview_arguments, registry_of, watching
+from .common import linger, preview, preview_arguments, registry_of, watching
 
 __all__ = ["add_batch_command", "cmd_batch"]
 
@@ -152,7 +152,7 @@ def _run_shard(jobs: Sequence[Any], out: Path, ranks: Any, renderer: Any, watche
         if watched is not None:
             for job in group:
                 watched.job_started(place[job.id])
-        for job, outcome in zip(group, run_lanes(group, log, classify=classify, debug=debug, registry=registry)):
+        for job, outcome in zip(group, run_lanes(group, log, debug=debug, registry=registry)):
             outcomes.append((job, outcome))
             renderer.job_end(job, len(outcomes), outcome)
             if watched is not None:

@@ -157,13 +157,15 @@ def table(*columns: str) -> Any:
     return result
 
 
-def classify(exc: BaseException) -> StylefwError:
-    """Whose fault ``exc`` is, judged with the installed plugins (none, when they cannot even be loaded)."""
-    try:
-        manager = default_registry().manager
-    except Exception:
-        manager = None
-    return classify_error(exc, manager)
+def classify(exc: BaseException, registry: Registry | None = None) -> StylefwError:
+    """Whose fault ``exc`` is, judged with the invocation's plugins (``registry``'s; the installed ones when
+    there is none yet, and none when they cannot even be loaded)."""
+    if registry is None:
+        try:
+            registry = default_registry()
+        except Exception:  # a plugin that cannot load: nothing can be blamed on a plugin
+            return classify_error(exc, None)
+    return classify_error(exc, registry.manager)
 
 
 def summary(factory: Any) -> str:

@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from PIL import Image
 
@@ -18,8 +18,9 @@ from ...engine.checkpoint import changed_inputs, changed_keys, read_checkpoint
 from ...engine.files import checkpoint_path
 from ...engine.image import fetch
 from ...engine.lanes import OWN, compatible
-from ...errors import StylefwError, UserError
-from ...hooks.registry import Registry
+from ...errors import UserError
+from ...hooks.faults import classify
+from ...hooks.registry import Registry, default_registry
 from .jobs import Job
 from .manifest import DONE, FAILED_JOB, INTERRUPTED_JOB, RUNNING, RankLog
 
@@ -53,8 +54,7 @@ class JobEnd:
     resumed: bool = False
 
 
-def run_job(job: Job, log: RankLog, *, on_event: OnEvent | None = None,
-            classify: Callable[[BaseException], StylefwError], debug: bool = False,
+def run_job(job: Job, log: RankLog, *, on_event: OnEvent | None = None, debug: bool = False,
             registry: Registry | None = None) -> JobEnd:
     """Run ``job`` (or continue it from its checkpoint), log its start and its end, and say how it ended.
 
@@ -72,7 +72,7 @@ def run_job(job: Job, log: RankLog, *, on_event: OnEvent | None = None,
         else:
             result = run(job.recipe, on_event=on_event, debug=debug, registry=registry)
     except Exception as exc:  # one job's failure is recorded, and the others go on
-        error = exc if isinstance(exc, StylefwError) else classify(exc)
+        error = classify(exc, (registry or default_registry()).manager)
         outcome = JobEnd(FAILED_JOB, time.perf_counter() - start, error=str(error), resumed=ckpt is not None)
         log.write(job, FAILED_JOB, seconds=outcome.seconds, error=outcome.error, resumed=outcome.resumed)
         return outcome
@@ -119,14 +119,13 @@ def lane_groups(jobs: Sequence[Job], size: int) -> list[list[Job]]:
     return sorted((chunk for chunks in groups.values() for chunk in chunks), key=lambda chunk: chunk[0].index)
 
 
-def run_lanes(jobs: Sequence[Job], log: RankLog, *, on_event: OnEvent | None = None,
-              classify: Callable[[BaseException], StylefwError], debug: bool = False,
+def run_lanes(jobs: Sequence[Job], log: RankLog, *, on_event: OnEvent | None = None, debug: bool = False,
               registry: Registry | None = None) -> list[JobEnd]:
     """Run ``jobs`` (a group from ``lane_groups``) as lanes of one batch, each logged as its own job; the
     first job's events go to ``on_event``. If the batch cannot start (an input that cannot be read), each
     job runs alone instead, so that the one at fault is recorded with its error."""
     if len(jobs) == 1:
-        return [run_job(jobs[0], log, on_event=on_event, classify=classify, debug=debug, registry=registry)]
+        return [run_job(jobs[0], log, on_event=on_event, debug=debug, registry=registry)]
     together = [job.id for job in jobs]
     for job in jobs:
         log.write(job, RUNNING, resumed=False, together=together)
@@ -134,7 +133,7 @@ def run_lanes(jobs: Sequence[Job], log: RankLog, *, on_event: OnEvent | None = N
     try:
         results = run_together([job.recipe for job in jobs], on_events=[on_event], debug=debug, registry=registry)
     except Exception:  # before any step: find the job at fault by running each alone
-        return [run_job(job, log, on_event=on_event, classify=classify, debug=debug, registry=registry)
+        return [run_job(job, log, on_event=on_event, debug=debug, registry=registry)
                 for job in jobs]
     seconds = time.perf_counter() - start
     return [_ended(job, log, result, seconds, together=together) for job, result in zip(jobs, results)]
