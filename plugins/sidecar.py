@@ -3,19 +3,13 @@ with the output, all or none."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from stylefw.contracts.run import Save, Step
-from stylefw.engine.files import json_writer
+from stylefw.engine.files import json_writer, sidecar_path
 from stylefw.hooks.specs import hookimpl
 
-__all__ = ["sidecar_path", "trace_data"]
-
-
-def sidecar_path(output: Path) -> Path:
-    """``out.png.json`` for the output ``out.png``."""
-    return Path(f"{output}.json")
+__all__ = ["trace_data"]
 
 
 def trace_data(steps: tuple[Step, ...]) -> list[dict[str, Any]]:

@@ -8,11 +8,9 @@ import sys
 from typing import Any
 
 from ..errors import UserError
-from .common import registry_of, table
+from .common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, registry_of, table
 
 __all__ = ["add_check_command"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_check_command(commands: Any) -> None:
@@ -62,4 +60,4 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(report)
     for exc in errors:
         print(f"error: {exc}", file=sys.stderr)
-    return EXIT_FAILED if reports else EXIT_USAGE if errors else EXIT_OK
+    return EXIT_RUNTIME if reports else EXIT_USAGE if errors else EXIT_OK  # a recipe off its golden: 1, as a failed run

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts.run import FAILED, Result
+from ..engine.files import checkpoint_path, sidecar_path
 from ..tools.timing import format_duration
 from .common import (EXIT_OK, EXIT_RUNTIME, linger, overrides_from, preview, recipe_arguments, registry_of, renderer,
                      run_arguments, watching)
@@ -86,7 +87,7 @@ def _plot(args: argparse.Namespace, result: Result) -> None:
     if args.plot and result.output is not None and result.trace:
         from ..tools.plot import plot_path, plot_sidecar  # deferred: start-up time, as in cmd_recipe
 
-        path = plot_sidecar(f"{result.output}.json", plot_path(result.output))
+        path = plot_sidecar(sidecar_path(result.output), plot_path(result.output))
         if not args.quiet:
             print(f"plotted the losses in {path}", file=sys.stderr)
 
@@ -102,7 +103,7 @@ def _report(args: argparse.Namespace, result: Result) -> int:
         if result.interrupted:
             name = stop.details.get("signal", "SIGINT")
             by = f" by {name}" if name != "SIGINT" else ""
-            print(f"interrupted at {at}{by}; wrote the image so far to {result.output}, and {result.output}.ckpt "
+            print(f"interrupted at {at}{by}; wrote the image so far to {result.output}, and {checkpoint_path(result.output)} "
                   f"to continue with 'stylefw resume {result.output}'", file=sys.stderr)
             return 128 + int(signal.Signals[name])
         if stop.reason == FAILED:
@@ -117,5 +118,5 @@ def _report(args: argparse.Namespace, result: Result) -> int:
         seconds = result.trace[-1].elapsed if result.trace else 0.0
         width, height = result.image.size
         print(f"wrote {result.output} ({width}×{height}, {len(result.trace)} steps in {format_duration(seconds)} "
-              f"on {result.device}; metadata in {result.output}.json)")
+              f"on {result.device}; metadata in {sidecar_path(result.output)})")
     return EXIT_OK

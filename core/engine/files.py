@@ -14,7 +14,12 @@ from typing import Any, Mapping
 
 from ..contracts.run import Writer
 
-__all__ = ["checkpoint_path", "snapshot_path", "write_json", "json_writer", "write_atomic", "write_all"]
+__all__ = ["sidecar_path", "checkpoint_path", "snapshot_path", "write_json", "json_writer", "write_atomic", "write_all"]
+
+
+def sidecar_path(output: Path | str) -> Path:
+    """``out.png.json`` for the output ``out.png``: its metadata and loss trace."""
+    return Path(f"{output}.json")
 
 
 def checkpoint_path(path: Path | str) -> Path:

@@ -12,7 +12,7 @@ from typing import Callable
 from ..contracts.recipe import Recipe
 from ..contracts.run import Result, RunContext, Save, StepEvent
 from ..errors import UserError
-from .files import write_all
+from .files import sidecar_path, write_all
 from .image import image_writer, to_pil
 
 __all__ = ["OutputError", "ensure_writable", "written_paths", "save_result", "save_snapshot"]
@@ -27,7 +27,7 @@ HINT = "choose another output with --output or the recipe's output key"
 
 def written_paths(output: Path) -> dict[Path, str]:
     """The files a run with ``output`` writes, each with how a message names it (snapshots are checked apart)."""
-    return {output: "the output", Path(f"{output}.json"): "the output's metadata file"}
+    return {output: "the output", sidecar_path(output): "the output's metadata file"}
 
 
 def ensure_writable(recipe: Recipe) -> None:

@@ -36,7 +36,7 @@ from PIL import Image
 
 from ..contracts.plugins import Backbone, BackboneFactory
 from ..engine.build import create_backbone
-from ..engine.files import write_json
+from ..engine.files import sidecar_path, write_json
 from ..engine.image import load_image, resize_long_edge, to_tensor
 from ..engine.inputs import select_device
 from ..errors import UserError
@@ -190,7 +190,7 @@ def _build(spec: Mapping[str, Any], registry: Registry) -> torch.nn.Module:
 
 def read_metadata(path: str | Path) -> dict[str, Any] | None:
     """What stylefw recorded with an image: embedded (PNG iTXt, JPEG comment), else ``<path>.json``."""
-    for text in (_embedded(Path(path)), _sidecar_text(Path(f"{path}.json"))):
+    for text in (_embedded(Path(path)), _sidecar_text(sidecar_path(path))):
         try:
             data = json.loads(text) if text else None
         except ValueError:
@@ -218,7 +218,7 @@ def _sidecar_text(path: Path) -> str | None:
 
 def write_score(output_path: str | Path, score: Score, *, inputs: Mapping[str, Any] | None = None) -> Path:
     """Add ``"score"`` to ``<output>.json`` atomically, creating it (with just that) when it is missing."""
-    sidecar = Path(f"{output_path}.json")
+    sidecar = sidecar_path(output_path)
     data: dict[str, Any] = {}
     if sidecar.exists():
         try:

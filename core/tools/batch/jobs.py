@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...contracts.recipe import IMAGE_SUFFIXES, Recipe, is_url
+from ...engine.files import sidecar_path
 from ...engine.image import fetch
 from ...errors import RecipeError, UserError
 from ...hooks.registry import Registry
@@ -70,7 +71,7 @@ class Job:
 
     @property
     def sidecar(self) -> Path:
-        return Path(f"{self.recipe.output}.json")
+        return sidecar_path(self.recipe.output)
 
     def describe(self) -> dict[str, Any]:
         """What the manifest says of the job besides its outcome."""
