@@ -30,17 +30,20 @@ def _path(run: RunContext) -> Path | None:
 
 @hookimpl(trylast=True)
 def on_step(event: StepEvent) -> None:
-    every, path = event.run.recipe.checkpoint_every, _path(event.run)
+    every = event.run.recipe.checkpoint_every
     # never after the run's last step: it finishes, and the checkpoint is removed
-    if path is not None and every and event.done % every == 0 and event.done < event.run.total_steps:
-        _write(event.run, path, event.state(), event.done)
+    if not every or event.done % every or event.done >= event.run.total_steps:
+        return
+    path = _path(event.run)
+    if path is not None:
+        _write(event.run, path, event.state())
 
 
 @hookimpl(trylast=True)
 def on_run_finish(event: RunFinish) -> None:
     path = _path(event.run)
     if path is not None and event.stopped is not None:
-        _write(event.run, path, event.state(), None)
+        _write(event.run, path, event.state())
 
 
 @hookimpl
@@ -50,14 +53,14 @@ def on_run_end(event: RunEnd) -> None:
         path.unlink(missing_ok=True)  # finished: nothing is left to resume
 
 
-def _write(run: RunContext, path: Path, state: dict[str, Any] | None, done: int | None) -> None:
-    """Write ``state`` (None: one not to keep) with the recipe, the inputs' digests and the trace; warn if it cannot.
-    ``done`` is the step it is written after, so that one step's state is not written twice."""
+def _write(run: RunContext, path: Path, state: dict[str, Any] | None) -> None:
+    """Write ``state`` (None: one not to keep) with the recipe, the inputs' digests and the trace, unless it is
+    the state already written (a stop just after a checkpoint); warn if it cannot."""
     # deferred: this module loads with every command; the checkpoint's format imports torch
     from stylefw.engine.checkpoint import input_digests, recipe_digest, write_checkpoint
 
     kept = run.stash.setdefault(KEY, {})
-    if state is None or (done is None and kept.get("done") == state["done"]):
+    if state is None or kept.get("done") == state["done"]:
         return
     if "header" not in kept:  # the inputs do not change during the run: their digests are read once
         kept["header"] = {"recipe": run.recipe.data, "recipe_sha256": recipe_digest(run.recipe.data),

@@ -15,8 +15,7 @@ __all__ = ["trace_data"]
 def trace_data(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
     """The trace as the sidecar records it: each step's stage, size, number, loss, time and terms."""
     return [{"stage": step.stage, "size": step.size, "step": step.step, "loss": step.loss, "elapsed": step.elapsed,
-             "terms": {term.label: {"value": term.value, "weighted": term.weighted} for term in step.terms}}
-            for step in steps]
+             "terms": step.term_values()} for step in steps]
 
 
 @hookimpl

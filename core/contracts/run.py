@@ -64,6 +64,10 @@ class Step:
     stage: int = 1
     size: int | None = None
 
+    def term_values(self) -> dict[str, dict[str, float]]:
+        """Each term's raw and weighted value by label, as the metadata and the sidecar record them."""
+        return {term.label: {"value": term.value, "weighted": term.weighted} for term in self.terms}
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -347,9 +351,7 @@ class Result:
         """The last step's total and each term's raw and weighted value (empty before the first step)."""
         if not self.trace:
             return {}
-        last = self.trace[-1]
-        return {"total": last.loss, **{term.label: {"value": term.value, "weighted": term.weighted}
-                                        for term in last.terms}}
+        return {"total": self.trace[-1].loss, **self.trace[-1].term_values()}
 
     def metadata(self) -> dict[str, Any]:
         """What is embedded in the output: versions, recipe, seed, device, how it ended and the final losses."""
