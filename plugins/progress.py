@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from stylefw.contracts.run import Download, RunEnd, RunStart, StageStart, StepEvent, Term
+from stylefw.contracts.run import Download, RunStart, StageStart, StepEvent, Term
+from stylefw.engine.events import Watcher
 from stylefw.hooks.specs import hookimpl
 from stylefw.tools.timing import Work, format_duration, where
 
@@ -25,10 +26,10 @@ __all__ = ["Renderer", "RichRenderer", "PlainRenderer", "QuietRenderer", "BatchR
            "RichBatchRenderer"]
 
 
-class Renderer:
+class Renderer(Watcher):
     """Shows a run's events and download progress; the base class shows nothing.
 
-    A display is a plugin: each hook passes the first lane's events to the method of the same kind.
+    A display is a plugin, a :class:`~stylefw.engine.events.Watcher`: it follows the first lane's events.
     """
 
     def __enter__(self) -> "Renderer":
@@ -40,38 +41,6 @@ class Renderer:
     @hookimpl
     def on_download(self, event: Download) -> None:
         self.download(event.url, event.done, event.total)
-
-    @hookimpl
-    def on_run_start(self, event: RunStart) -> None:
-        if not event.run.lane:
-            self.run_start(event)
-
-    @hookimpl
-    def on_stage_start(self, event: StageStart) -> None:
-        if not event.run.lane:
-            self.stage_start(event)
-
-    @hookimpl
-    def on_step(self, event: StepEvent) -> None:
-        if not event.run.lane:
-            self.step(event)
-
-    @hookimpl
-    def on_run_end(self, event: RunEnd) -> None:
-        if not event.run.lane:
-            self.run_end(event)
-
-    def run_start(self, event: RunStart) -> None:
-        """The run starts."""
-
-    def stage_start(self, event: StageStart) -> None:
-        """A stage starts."""
-
-    def step(self, event: StepEvent) -> None:
-        """An optimizer step was taken."""
-
-    def run_end(self, event: RunEnd) -> None:
-        """The run ended."""
 
     def download(self, url: str, done: int, total: int | None) -> None:
         """Called as an input image downloads."""

@@ -13,7 +13,7 @@ from ..hooks.registry import Registry, default_registry
 from ..recipe.load import load_recipe, override, recipe_from_dict
 from .build import create_backbone
 from .checkpoint import changed_inputs, changed_keys, read_checkpoint
-from .events import StepCallback
+from .events import step_callback
 from .inputs import OnDownload
 from .lanes import compatible
 from .preflight import validated
@@ -98,7 +98,7 @@ def resume(checkpoint: str | Path, overrides: Iterable[str] | Mapping[str, Any] 
 
 def _single(session: Session, state: dict[str, Any] | None, on_event: OnEvent | None,
             on_step: Callable[[Step], None] | None) -> Result:
-    staged = session.staged(0, resume=state, subscribers=[StepCallback(on_step) if on_step else None, on_event])
+    staged = session.staged(0, resume=state, subscribers=[step_callback(on_step) if on_step else None, on_event])
     return session.run(staged)
 
 

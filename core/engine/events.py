@@ -12,21 +12,38 @@ from typing import Any, Callable, Iterable
 
 from ..contracts.run import Download, RunAbort, RunEnd, RunFinish, RunStart, Save, StageStart, Step, StepEvent
 from ..hooks.manager import PluginManager
+from ..hooks.specs import hookimpl
 
-__all__ = ["HOOKS", "Subscriber", "broadcast", "RunHooks", "StepCallback"]
+__all__ = ["HOOKS", "Watcher", "RunHooks", "step_callback"]
 
 # each event and the hook it is passed to
 HOOKS = {Download: "on_download", RunStart: "on_run_start", StageStart: "on_stage_start", StepEvent: "on_step",
          RunFinish: "on_run_finish", Save: "on_save", RunEnd: "on_run_end", RunAbort: "on_run_abort"}
 
 
-class Subscriber:
-    """Receives a run's events through one method per kind; the base class ignores them all."""
+class Watcher:
+    """A plugin that follows a run through one method per kind of event, each a hook's; the base class ignores
+    them all. Of runs that share a batch, it follows the first lane."""
 
-    def __call__(self, event: Any) -> None:
-        method = _METHODS.get(type(event))
-        if method is not None:
-            getattr(self, method)(event)
+    @hookimpl
+    def on_run_start(self, event: RunStart) -> None:
+        if not event.run.lane:
+            self.run_start(event)
+
+    @hookimpl
+    def on_stage_start(self, event: StageStart) -> None:
+        if not event.run.lane:
+            self.stage_start(event)
+
+    @hookimpl
+    def on_step(self, event: StepEvent) -> None:
+        if not event.run.lane:
+            self.step(event)
+
+    @hookimpl
+    def on_run_end(self, event: RunEnd) -> None:
+        if not event.run.lane:
+            self.run_end(event)
 
     def run_start(self, event: RunStart) -> None:
         """The run starts."""
@@ -39,20 +56,6 @@ class Subscriber:
 
     def run_end(self, event: RunEnd) -> None:
         """The run ended."""
-
-
-_METHODS = {RunStart: "run_start", StageStart: "stage_start", StepEvent: "step", RunEnd: "run_end"}
-
-
-def broadcast(subscribers: Iterable[Callable[[Any], None] | None]) -> Callable[[Any], None]:
-    """One callable that passes each event to every subscriber, in order."""
-    chosen = tuple(subscriber for subscriber in subscribers if subscriber is not None)
-
-    def emit(event: Any) -> None:
-        for subscriber in chosen:
-            subscriber(event)
-
-    return emit
 
 
 class RunHooks:
@@ -75,11 +78,12 @@ class RunHooks:
             subscriber(event)
 
 
-class StepCallback(Subscriber):
-    """Calls ``callback(step)`` with every step as plain numbers (0.1's ``on_step``; it reads the device every step)."""
+def step_callback(callback: Callable[[Step], None]) -> Callable[[Any], None]:
+    """A subscriber that calls ``callback(step)`` with every step as plain numbers (0.1's ``on_step``; it reads
+    the device every step)."""
 
-    def __init__(self, callback: Callable[[Step], None]) -> None:
-        self.callback = callback
+    def emit(event: Any) -> None:
+        if isinstance(event, StepEvent):
+            callback(event.record())
 
-    def step(self, event: StepEvent) -> None:
-        self.callback(event.record())
+    return emit

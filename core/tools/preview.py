@@ -25,8 +25,8 @@ from PIL import Image
 
 from ..contracts.run import RunEnd, RunStart, StageStart, StepEvent
 from ..engine.image import to_pil
+from ..engine.events import Watcher
 from ..engine.files import snapshot_path
-from ..hooks.specs import hookimpl
 from .timing import Work, format_duration
 
 __all__ = ["Preview", "STOPPED", "READS_PER_SECOND", "IMAGE_EVERY", "CURVE_POINTS", "THUMBNAIL"]
@@ -109,7 +109,7 @@ class _Encoder(threading.Thread):
             self.published.picture(buffer.getvalue())
 
 
-class Preview:
+class Preview(Watcher):
     """Publishes a run's progress, losses and picture for the page, and honours its Stop and Save buttons (Save
     writes a snapshot beside the run's output). Of runs that share a batch, it follows the first lane.
     """
@@ -174,10 +174,7 @@ class Preview:
         """Stop the encoder thread (the server may still show what was published)."""
         self.encoder.close()
 
-    @hookimpl
-    def on_run_start(self, event: RunStart) -> None:
-        if event.run.lane:
-            return
+    def run_start(self, event: RunStart) -> None:
         self.pending = []
         self.history = {"labels": [], "done": [], "stage": [], "total": [], "terms": []}
         self.work, self.device = Work(event.stages), event.device
@@ -188,17 +185,11 @@ class Preview:
                               total_steps=event.total_steps, output=str(self.output) if self.output else None,
                               final=None, stopped=None, losses=None, step=0, done=0)
 
-    @hookimpl
-    def on_stage_start(self, event: StageStart) -> None:
-        if event.run.lane:
-            return
+    def stage_start(self, event: StageStart) -> None:
         self.flush()
         self.published.update(stage=event.stage.index, size=event.stage.size, shape=list(event.stage.shape))
 
-    @hookimpl
-    def on_step(self, event: StepEvent) -> None:
-        if event.run.lane:
-            return
+    def step(self, event: StepEvent) -> None:
         self.pending.append((event, event.values))
         now = time.monotonic()
         if now - self.read_at >= 1 / READS_PER_SECOND or event.step == event.stage.steps:
@@ -215,10 +206,7 @@ class Preview:
         if self.stop_asked:
             event.stop(STOPPED)
 
-    @hookimpl
-    def on_run_end(self, event: RunEnd) -> None:
-        if event.run.lane:
-            return
+    def run_end(self, event: RunEnd) -> None:
         self.flush()
         result = event.result
         buffer = io.BytesIO()
