@@ -134,19 +134,20 @@ class Key:
 
     ``name`` is the key in a recipe when it is not the field's (``style`` for ``styles``). A key without
     ``read`` is checked against its field's type alone (``Annotated[int, Range(16, 16384)]``, a ``Literal``,
-    ``bool``); ``read`` names the reader of :mod:`stylefw.recipe.schema` for a key whose value is a record or
-    depends on another key. ``off`` is how a recipe writes the field's None (``off`` for ``tile``).
+    ``bool``); a key whose value is a record or depends on another key is declared ``read=True`` and read by
+    :mod:`stylefw.recipe.schema`'s ``read_<field>``. ``off`` is how a recipe writes the field's None (``off``
+    for ``tile``).
     """
 
     doc: str
     default: Any = REQUIRED
     name: str | None = None
-    read: str | None = None
+    read: bool = False
     off: Any = None
     takes: str | None = None  # what the key takes, in words, when its type does not say (a ``read`` key's)
 
 
-def key(doc: str, *, default: Any = REQUIRED, name: str | None = None, read: str | None = None,
+def key(doc: str, *, default: Any = REQUIRED, name: str | None = None, read: bool = False,
         off: Any = None, takes: str | None = None) -> Any:
     """Declare a field of ``Recipe`` as a recipe key: the one place it is declared (see ``Key``)."""
     return field(metadata={"key": Key(doc, default, name, read, off, takes)})
@@ -159,12 +160,13 @@ class Recipe:
     from these declarations.
     """
 
-    version: Literal[1] = key("the recipe format version; this stylefw reads version 1", default=1, read="version", takes="1")
+    version: Literal[1] = key("the recipe format version; this stylefw reads version 1", default=1, read=True,
+                              takes="1")
     content: ImageRef = key("the photo to stylise: a path (relative to the recipe file) or an http(s) URL, or "
-                            "{image: ..., sha256: ...} to verify the file", read="content",
+                            "{image: ..., sha256: ...} to verify the file", read=True,
                             takes="a path or URL, or {image, sha256}")
     styles: tuple[ImageRef, ...] = key("one style image, or a list of {image, weight, sha256} whose targets are "
-                                       "blended by weight (normalised to sum to 1)", name="style", read="styles",
+                                       "blended by weight (normalised to sum to 1)", name="style", read=True,
                                        takes="a path or URL, or a list of {image, weight, sha256}")
     size: Annotated[int, Range(16, 16384)] = key(
         "the output's long edge in pixels; the content image is scaled to it, keeping its aspect ratio", default=512)
@@ -172,21 +174,21 @@ class Recipe:
         "the style images' long edge as a multiple of size: smaller gives larger strokes", default=1.0)
     backbone: BackboneSpec = key(
         "the feature extractor, {name: ..., its own options}: the default backbone when no name is given "
-        "(stylefw list shows the installed ones)", default={}, read="backbone",
+        "(stylefw list shows the installed ones)", default={}, read=True,
         takes="a name, or {name, options}")
     losses: tuple[LossSpec, ...] = key(
         "the loss terms, each {name, weight (1.0), layers, its own options}: the total is the sum of each weight "
-        "times its term", read="losses",
+        "times its term", read=True,
         takes="a list of {name, weight, layers, options}")
     optimizer: OptimizerSpec = key(
         "the optimizer, {name, its own options, schedule}: the default optimizer when no name is given; "
         "schedule is a learning-rate schedule, stepped after each optimizer step", default={"lr": 0.02},
-        read="optimizer", takes="a name, or {name, options, schedule}")
+        read=True, takes="a name, or {name, options, schedule}")
     steps: Annotated[int, Range(1, 1_000_000)] = key(
         "optimizer steps (of each stage, with scales); one L-BFGS step runs up to max_iter evaluations", default=500)
     scales: Scales = key(
         "1 (one pass at size), auto (from min_size up by √2 to size, the first stage 2 × steps) or a list of "
-        "{size, steps} stages growing to size", default=1, read="scales", takes="1, auto, or a list of {size, steps}")
+        "{size, steps} stages growing to size", default=1, read=True, takes="1, auto, or a list of {size, steps}")
     min_size: Annotated[int, Range(16, 16384)] = key("the first stage's long edge with scales: auto", default=128)
     average: Annotated[float, Range(0, 1, high_open=True, says="0 (off) up to, but not including, 1, such as 0.99")
                        ] = key("deliver a bias-corrected moving average of the image with this decay (such as "
@@ -194,17 +196,17 @@ class Recipe:
     layer_fade: tuple[float, float] | None = key(
         "on a multi-scale run's earlier stages, the spans of a stage's short side where a style layer's receptive "
         "field starts and ends fading it out; off keeps every stage at the recipe's weights",
-        default=list(LAYER_FADE), read="layer_fade", off=False,
+        default=list(LAYER_FADE), read=True, off=False,
         takes="off, or two spans [full, none] from 0")
     init: Literal["content", "noise", "style"] = key(
         "the starting image: the content, uniform noise, or the first style stretched over it", default="content")
     seed: Annotated[int, Range(0, 2**63 - 1)] = key(
         "seeds torch before initialisation: the same seed gives the same result on the same machine", default=0)
-    device: str = key("auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps", default="auto", read="device",
+    device: str = key("auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps", default="auto", read=True,
                       takes="auto, cpu, cuda, cuda:N or mps")
     output: Path | None = key(
         "the output, .png, .jpg, .jpeg or .webp, relative to the current directory; stylefw recipe names it after "
-        "the recipe", default=None, read="output",
+        "the recipe", default=None, read=True,
         takes="a file path")
     save_every: Annotated[int, Range(0, 1_000_000)] = key(
         "also write the picture every N steps of each stage beside the output (the snapshots plugin); 0 is never",
@@ -214,18 +216,18 @@ class Recipe:
         default=0)
     memory: Literal["keep", "checkpoint"] = key(
         "checkpoint has the backbone recompute its activations in the backward pass: less memory, more time; "
-        "the backbone must have a checkpointing switch", default="keep", read="memory", takes="keep or checkpoint")
+        "the backbone must have a checkpointing switch", default="keep", read=True, takes="keep or checkpoint")
     tile: TileSpec | None = key(
         "off, auto (sized to the device's free memory) or {size, margin}: compute each step's gradient tile by "
-        "tile, exactly, for pictures larger than one pass", default="off", read="tile", off="off",
+        "tile, exactly, for pictures larger than one pass", default="off", read=True, off="off",
         takes="off, auto, or {size, margin}")
     precision: Literal["fp32", "tf32", "bf16"] = key(
         "the backbone's arithmetic: bf16 autocast (features, losses and image stay float32), tf32 on CUDA, or "
-        "fp32; fp16 is refused", default="fp32", read="precision", takes="fp32, tf32 or bf16")
+        "fp32; fp16 is refused", default="fp32", read=True, takes="fp32, tf32 or bf16")
     compile: bool = key("run the backbone through torch.compile, once per picture or tile shape", default=False)
     color: ColorSpec = key(
         "colour control: none, luminance, {mode: histogram, method: pca | cholesky | sym} or "
-        "{mode: swap, space: yuv | lab}", default={"mode": "none"}, read="color",
+        "{mode: swap, space: yuv | lab}", default={"mode": "none"}, read=True,
         takes="a mode, or {mode, method or space}")
     score: bool = key("score the result as stylefw score does, into its metadata and sidecar (the score plugin)",
                       default=False)

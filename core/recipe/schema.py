@@ -2,8 +2,8 @@
 (:mod:`stylefw.contracts.recipe`) and collect every problem.
 
 A key declared with a plain type (``Annotated[int, Range(16, 16384)]``, a ``Literal``, ``bool``) is checked
-against it, as plugins' options are; a key that names a reader (``read="tile"``) is read by the ``read_*``
-method of that name, here or in :mod:`~stylefw.recipe.sections` for the sections that name a plugin
+against it, as plugins' options are; a key declared ``read=True`` is read by the ``read_<field>`` method
+(``read_tile``), here or in :mod:`~stylefw.recipe.sections` for the sections that name a plugin
 (backbone, losses, optimizer).
 """
 
@@ -78,10 +78,8 @@ def validate(data: dict, *, base_dir: Path | None, overridden: Iterable[str] = (
     # the recipe remembers its file, so that overriding it again and error messages can name it
     recipe = schema.recipe(data, source)
     parts = {name: value for name, value in schema.values.items() if value is not None}
-    if "losses" in schema.parts:
+    if "losses" in schema.parts:  # read_losses keeps each valid loss by index, even when another is not
         parts["losses"] = schema.parts["losses"]
-    elif "losses" in parts:
-        parts["losses"] = dict(enumerate(parts["losses"]))
     return recipe, schema.problems, parts
 
 
@@ -103,8 +101,8 @@ class _Schema(PluginSections):
             value = data.get(name, None if key.default is REQUIRED else copy.deepcopy(key.default))
             if value is None and key.default is REQUIRED:
                 self.values[item.name] = None  # reported once above, not again as a bad value
-            elif key.read is not None:
-                self.values[item.name] = getattr(self, f"read_{key.read}")(name, value, types[item.name])
+            elif key.read:
+                self.values[item.name] = getattr(self, f"read_{item.name}")(name, value, types[item.name])
             else:
                 self.values[item.name] = self.plain(name, value, types[item.name])
         if self.problems:

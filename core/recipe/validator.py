@@ -79,12 +79,6 @@ class Validator:
         self.add(path, f"'{value}' is not one of {', '.join(names)}{suggest(value, names)}")
         return None
 
-    def boolean(self, path: str, value: Any) -> bool | None:
-        if isinstance(value, bool):
-            return value
-        self.add(path, f"expected true or false, got {described(value)}")
-        return None
-
     def string(self, path: str, value: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
