@@ -13,6 +13,7 @@ package data too). Exit 0 when all of that works. CI runs it
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -102,7 +103,7 @@ def preview(stylefw: Path, python: Path, folder: Path) -> None:
         page = _get(url)
         assert "<html" in page.lower() and "stylefw" in page.lower(), page[:200]
         deadline = time.monotonic() + 120
-        while '"state": "done"' not in _get(url.replace("/?", "/status?")).replace('":"', '": "'):
+        while json.loads(_get(url.replace("/?", "/status?"))).get("state") != "done":
             assert time.monotonic() < deadline, "the previewed run did not finish"
             time.sleep(0.5)
     finally:

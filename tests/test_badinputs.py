@@ -7,7 +7,6 @@ import hashlib
 import os
 import re
 import signal
-import types
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,7 @@ import yaml
 from PIL import Image
 
 import stylefw
-from stylefw import registry as registry_module
 from stylefw.cli import main
-from stylefw.plugin_manager import get_plugin_manager
-from stylefw.registry import default_registry
 
 from badinputs import buggy_plugin
 
@@ -106,23 +102,6 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def with_buggy_plugin(monkeypatch: pytest.MonkeyPatch):
-    """Installs buggy_plugin as if from the distribution stylefw-buggy 0.3.0, under the entry point 'buggy'."""
-
-    def manager(**kwargs: Any):
-        built = get_plugin_manager(load_entry_points=False)
-        built.distributions["buggy"] = types.SimpleNamespace(name="stylefw-buggy", version="0.3.0")
-        built.register(buggy_plugin, name="buggy")
-        return built
-
-    monkeypatch.setattr(registry_module, "get_plugin_manager", manager)
-    default_registry.cache_clear()
-    yield
-    monkeypatch.undo()
-    default_registry.cache_clear()
-
-
 class Signaller:
     """A plugin sending this process ``signum`` at step 2, as kill, a closed terminal or Ctrl-C would."""
 
@@ -135,27 +114,14 @@ class Signaller:
             os.kill(os.getpid(), self.signum)
 
 
-def with_plugin(monkeypatch: pytest.MonkeyPatch, plugin: object, name: str) -> None:
-    """Builds every plugin manager with ``plugin`` registered, until the test ends."""
-
-    def manager(**kwargs: Any):
-        built = get_plugin_manager(load_entry_points=False)
-        built.register(plugin, name=name)
-        return built
-
-    monkeypatch.setattr(registry_module, "get_plugin_manager", manager)
-    default_registry.cache_clear()
-
-
 @pytest.mark.parametrize("case", recipe_cases() + listed_cases())
 def test_bad_input(case: dict[str, Any], work: Path, capsys: pytest.CaptureFixture[str],
-                   monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
-    if case.get("plugin"):
-        request.getfixturevalue("with_buggy_plugin")
+                   monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, install_plugins) -> None:
+    if case.get("plugin"):  # buggy_plugin, as if from the distribution stylefw-buggy 0.3.0 (entry point 'buggy')
+        install_plugins(buggy=buggy_plugin, shipped_by={"buggy": ("stylefw-buggy", "0.3.0")})
     if case.get("signal"):
         request.getfixturevalue("default_signal_handlers")
-        with_plugin(monkeypatch, Signaller(getattr(signal, case["signal"])), "signaller")
-        request.addfinalizer(default_registry.cache_clear)
+        install_plugins(signaller=Signaller(getattr(signal, case["signal"])))
     for key, value in case.get("env", {}).items():
         monkeypatch.setenv(key, value)
     if "copy" in case:

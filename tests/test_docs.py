@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
+import os
 import re
 import shutil
 import subprocess
@@ -20,9 +21,7 @@ from PIL import Image
 
 from stylefw.cli import build_parser, main
 from stylefw.contracts.recipe import keys
-from stylefw.hooks import registry as registry_module
 from stylefw.hooks import specs
-from stylefw.hooks.manager import get_plugin_manager
 from stylefw.hooks.registry import default_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +75,7 @@ def test_relative_links_lead_to_files(document):
 @pytest.mark.parametrize("page", sorted(reference.PAGES))
 def test_each_reference_page_is_generated_and_in_the_navigation(page):
     assert reference.MARKER in (DOCS / page).read_text(encoding="utf-8")
-    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8").replace("!!python", ""))["nav"]
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"]
     assert page in str(nav)
 
 
@@ -142,27 +141,16 @@ def test_every_builtin_plugin_is_listed():
 PLUGIN_GUIDE = (DOCS / "guides" / "writing-a-plugin.md").read_text(encoding="utf-8")
 
 
-def test_the_plugin_guides_command_example_runs(tmp_path, monkeypatch, capsys):
+def test_the_plugin_guides_command_example_runs(tmp_path, capsys, install_plugins):
     commands = re.search(r"```python\n(.*?)```", section(PLUGIN_GUIDE, "Commands"), re.S)
     plugin = types.ModuleType("guide_commands")
     exec(compile(commands.group(1), "writing-a-plugin.md", "exec"), plugin.__dict__)
-
-    def manager(**kwargs):
-        built = get_plugin_manager(load_entry_points=False)
-        built.register(plugin, name="guide")
-        return built
-
-    monkeypatch.setattr(registry_module, "get_plugin_manager", manager)
-    default_registry.cache_clear()
-    try:
-        Image.new("RGB", (12, 8)).save(tmp_path / "photo.png")
-        assert main(["describe", str(tmp_path / "photo.png")]) == 0
-        assert capsys.readouterr().out == f"{tmp_path / 'photo.png'}: 12×8 RGB\n"
-        assert main(["--help"]) == 0
-        assert re.search(r"describe +Print an image's size and colour mode\.", capsys.readouterr().out)
-    finally:
-        monkeypatch.undo()
-        default_registry.cache_clear()
+    install_plugins(guide=plugin)
+    Image.new("RGB", (12, 8)).save(tmp_path / "photo.png")
+    assert main(["describe", str(tmp_path / "photo.png")]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'photo.png'}: 12×8 RGB\n"
+    assert main(["--help"]) == 0
+    assert re.search(r"describe +Print an image's size and colour mode\.", capsys.readouterr().out)
 
 
 def test_the_plugin_guide_shows_the_example_loss_as_it_is():
@@ -173,8 +161,9 @@ def test_the_plugin_guide_shows_the_example_loss_as_it_is():
 
 
 def test_the_example_plugins_readme_lists_its_files_as_they_are():
-    assert reference.render(reference.EXAMPLE_README) == reference.EXAMPLE_README.read_text(encoding="utf-8"), (
-        "run: python scripts/reference.py")
+    text = reference.EXAMPLE_README.read_text(encoding="utf-8")
+    assert reference.BLOCK.search(text), "the README lost its <!-- begin file ... --> listings"
+    assert reference.render(reference.EXAMPLE_README) == text, "run: python scripts/reference.py"
 
 
 # -- the site ---------------------------------------------------------------------------------------------------------
@@ -184,8 +173,7 @@ def test_the_site_builds_without_a_warning(tmp_path):
     pytest.importorskip("mkdocs", reason="needs MkDocs (the test extra) to build the documentation")
     pytest.importorskip("material", reason="needs mkdocs-material (the test extra)")
     built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                           cwd=ROOT, capture_output=True, text=True, env={**__import__("os").environ,
-                                                                          "NO_MKDOCS_2_WARNING": "1"})
+                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert built.returncode == 0, built.stdout + built.stderr
     page = (tmp_path / "site" / "reference" / "recipe-keys" / "index.html").read_text(encoding="utf-8")
     assert reference.MARKER not in page and "style_scale" in page

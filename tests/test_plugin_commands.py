@@ -51,32 +51,14 @@ def named(name: str, handler=hello):
     return Plugin()
 
 
-@pytest.fixture
-def install(monkeypatch):
-    """Make the CLI see the built-in plugins and the plugin objects given, as ``name=object``."""
-
-    def install(**plugins: object) -> None:
-        def manager(**kwargs: object):
-            built = get_plugin_manager(load_entry_points=False)
-            for name, plugin in plugins.items():
-                built.register(plugin, name=name)
-            return built
-
-        monkeypatch.setattr(registry_module, "get_plugin_manager", manager)
-        default_registry.cache_clear()
-
-    yield install
-    default_registry.cache_clear()
-
-
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_a_plugin_command_is_listed_in_help_and_runs(install, capsys):
-    install(greeter=Greeter())
+def test_a_plugin_command_is_listed_in_help_and_runs(install_plugins, capsys):
+    install_plugins(greeter=Greeter())
     code, out, err = run(capsys, "--help")
     assert code == 0
     assert any(line.split() == ["hello", "Greet", "someone."] for line in out.splitlines())
@@ -84,21 +66,21 @@ def test_a_plugin_command_is_listed_in_help_and_runs(install, capsys):
     assert run(capsys, "hello", "world") == (3, "hello world\n", "")  # its exit code is the CLI's
 
 
-def test_a_plugin_command_gets_the_common_options(install, capsys):
-    install(greeter=Greeter())
+def test_a_plugin_command_gets_the_common_options(install_plugins, capsys):
+    install_plugins(greeter=Greeter())
     assert run(capsys, "hello", "ada", "--quiet") == (0, "", "")
     assert run(capsys, "-q", "hello", "ada") == (0, "", "")
 
 
-def test_a_plugin_commands_usage_error_exits_2(install, capsys):
-    install(greeter=Greeter())
+def test_a_plugin_commands_usage_error_exits_2(install_plugins, capsys):
+    install_plugins(greeter=Greeter())
     code, out, err = run(capsys, "hello")
     assert (code, out) == (2, "")
     assert err.startswith("usage: stylefw hello") and "required: name" in err
 
 
-def test_a_plugin_commands_error_is_rendered_like_a_builtin_ones(install, capsys):
-    install(greeter=Greeter())
+def test_a_plugin_commands_error_is_rendered_like_a_builtin_ones(install_plugins, capsys):
+    install_plugins(greeter=Greeter())
     code, out, err = run(capsys, "hello", "nobody")
     assert (code, out, err) == (2, "", "error: there is nobody to greet\n  hint: name someone\n")
     code, out, err = run(capsys, "hello", "bug")
@@ -125,8 +107,8 @@ def test_with_a_broken_plugin_left_out_another_plugins_bug_is_still_its_own(monk
 
 
 @pytest.mark.parametrize("argv", [["hello", "bug", "--debug"], ["--debug", "hello", "bug"]])
-def test_debug_before_or_after_the_command_shows_the_traceback(install, capsys, argv):
-    install(greeter=Greeter())
+def test_debug_before_or_after_the_command_shows_the_traceback(install_plugins, capsys, argv):
+    install_plugins(greeter=Greeter())
     code, out, err = run(capsys, *argv)
     assert code == 1
     assert "Traceback (most recent call last)" in err and "ZeroDivisionError: division by zero" in err
@@ -140,8 +122,8 @@ def test_debug_reaches_the_subcommands_a_plugin_nests(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("builtin", ["recipe", "validate", "list", "plugins", "score"])
-def test_a_plugin_command_named_like_a_builtin_one_is_an_error_naming_both(install, capsys, builtin):
-    install(**{"copycat": named(builtin)})
+def test_a_plugin_command_named_like_a_builtin_one_is_an_error_naming_both(install_plugins, capsys, builtin):
+    install_plugins(**{"copycat": named(builtin)})
     code, out, err = run(capsys, "--help")
     assert (code, out) == (2, "")
     assert err.startswith(f"error: command '{builtin}' is registered twice: by stylefw (a built-in command) "
@@ -157,8 +139,8 @@ def test_two_plugins_with_one_command_name_is_an_error_naming_both():
         build_registry(manager)
 
 
-def test_a_command_name_argparse_would_misread_is_refused(install, capsys):
-    install(**{"dashing": named("--hello")})
+def test_a_command_name_argparse_would_misread_is_refused(install_plugins, capsys):
+    install_plugins(**{"dashing": named("--hello")})
     code, _, err = run(capsys, "--help")
     assert code == 2
     assert "error: plugin 'dashing' registered a command with an invalid name '--hello'" in err
@@ -199,8 +181,8 @@ def test_version_needs_no_plugin_and_debug_shows_why_one_failed(monkeypatch, cap
     assert code == 2 and "Traceback (most recent call last)" in err
 
 
-def test_a_warning_while_plugins_load_respects_quiet(install, monkeypatch, capsys):
-    install(greeter=Greeter())
+def test_a_warning_while_plugins_load_respects_quiet(install_plugins, monkeypatch, capsys):
+    install_plugins(greeter=Greeter())
     loaded = registry_module.get_plugin_manager
 
     def warning_manager(**kwargs):

@@ -232,10 +232,11 @@ def test_each_lazy_builtin_plugin_names_the_hooks_its_modules_implement():
     lazy = {name: plugin for name, plugin in lazy.items() if isinstance(plugin, LazyPlugin)}
     assert lazy, "the built-ins that register items are LazyPlugins, so that --help imports no torch"
     for name, plugin in lazy.items():
-        hooks = {attr: getattr(plugin, attr) for attr in dir(plugin) if hasattr(getattr(plugin, attr), "stylefw_impl")}
-        for hook in hooks:
-            module = importlib.import_module(plugin.modules[hook])
-            assert hasattr(getattr(module, hook), "stylefw_impl"), f"{name}: {module.__name__} does not implement {hook}"
+        # what the modules implement, by hook: each named with its module, none left out, none named wrongly
+        implemented = {hook: module for module in set(plugin.modules.values())
+                       for hook, item in vars(importlib.import_module(module)).items()
+                       if hook.startswith("register_") and hasattr(item, "stylefw_impl")}
+        assert implemented == plugin.modules, f"{name}: its modules implement {implemented}"
 
 
 # -- hook implementations that fit no hook ------------------------------------------------------
