@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"  # first: the modules below read it while this package is still being imported
+from .hooks.specs import hookimpl
 
-from .hooks.specs import hookimpl  # noqa: E402
+__version__ = "0.1.0"
 
 __all__ = ["__version__", "hookimpl", "run", "resume", "run_together", "create_backbone", "load_recipe", "Recipe",
            "Result"]
