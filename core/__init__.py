@@ -16,30 +16,18 @@ import contracts, checked by the tests):
 
 from __future__ import annotations
 
-from typing import Any
-
 from .hooks.specs import hookimpl
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl", "run", "resume", "run_together", "create_backbone", "load_recipe", "Recipe",
-           "Result"]
-
 # the public face, imported on first use so that ``import stylefw`` does not import torch (start-up time)
-_LAZY = {
-    "run": "stylefw.engine.api",
-    "resume": "stylefw.engine.api",
-    "run_together": "stylefw.engine.api",
-    "create_backbone": "stylefw.engine.api",
-    "Result": "stylefw.contracts.run",
-    "load_recipe": "stylefw.recipe",
-    "Recipe": "stylefw.contracts.recipe",
+_MODULES = {
+    "engine.api": ["run", "resume", "run_together", "create_backbone"],
+    "recipe": ["load_recipe"],
+    "contracts.recipe": ["Recipe"],
+    "contracts.run": ["Result"],
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib  # deferred: start-up time, as _LAZY says
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'stylefw' has no attribute {name!r}")
+__all__ = ["__version__", "hookimpl", *(name for names in _MODULES.values() for name in names)]
+__getattr__, __dir__ = lazy_names(__name__, globals(), _MODULES)

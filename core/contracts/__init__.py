@@ -13,8 +13,9 @@ for the others' (start-up time: each frozen record costs its class a little to b
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 if TYPE_CHECKING:  # the names below, for type checkers and editors
     from .plugins import (READS, Backbone, BackboneFactory, CommandHandler, ConfigureCommand, Loss, LossFactory,
@@ -34,16 +35,6 @@ _MODULES = {
     "recipe": ["Recipe", "ImageRef", "BackboneSpec", "LossSpec", "OptimizerSpec", "ScheduleSpec", "ColorSpec",
                "TileSpec"],
 }
-_HOME = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [name for names in _MODULES.values() for name in names]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _MODULES)

@@ -8,8 +8,9 @@ manager imports ``importlib.metadata`` (start-up time: about 30 ms).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 if TYPE_CHECKING:  # the names below, for type checkers and editors
     from .manager import (BLOCK_ENV, ENTRY_POINT_GROUP, LazyPlugin, PluginInfo, PluginManager, blocked_plugins,
@@ -25,16 +26,6 @@ _MODULES = {
     "registry": ["KINDS", "Entry", "Registry", "build_registry", "default_registry"],
     "names": ["suggest"],
 }
-_HOME = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [name for names in _MODULES.values() for name in names]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _MODULES)
