@@ -78,7 +78,7 @@ def _paragraph(text: str) -> str:
 
 
 def first_paragraph(docstring: str | None) -> str:
-    return markdown((inspect.cleandoc(docstring or "").split("\n\n") or [""])[0])
+    return markdown(inspect.cleandoc(docstring or "").split("\n\n")[0])
 
 
 def signature(function: Callable[..., Any], name: str) -> str:
@@ -132,10 +132,10 @@ def yaml_value(value: Any) -> str:
 
 def recipe_keys() -> str:
     """Every recipe key from its declaration, then every installed plugin's options."""
-    types = typing.get_type_hints(contracts.Recipe, include_extras=True)
+    hints = typing.get_type_hints(contracts.Recipe, include_extras=True)
     lines = ["| key | takes | default | meaning |", "|---|---|---|---|"]
     for field, key in keys():
-        lines.append(f"| `{key.name or field.name}` | {cell(key.takes or takes(types[field.name]))} | "
+        lines.append(f"| `{key.name or field.name}` | {cell(key.takes or takes(hints[field.name]))} | "
                      f"{cell(yaml_value(key.default))} | {cell(key.doc)} |")
     lines += ["", "## The plugins' options", "",
               "A recipe passes every other key of `backbone`, of a loss, of `optimizer` and of `optimizer.schedule` "

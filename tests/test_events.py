@@ -182,10 +182,12 @@ class Watcher:
         self.events.append(event)
 
 
-@pytest.fixture
-def watched(tmp_path):
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    """One watched run, whose events and files the tests below only read."""
     watcher = Watcher()
-    result = stylefw.run(recipe(tmp_path, save_every=3), registry=with_plugin(watcher, "watcher"))
+    folder = tmp_path_factory.mktemp("watched")
+    result = stylefw.run(recipe(folder, save_every=3), registry=with_plugin(watcher, "watcher"))
     return watcher.events, result
 
 
