@@ -220,6 +220,9 @@ def test_the_backbone_defaults_and_overrides(tmp_path: Path) -> None:
     # another backbone keeps nothing of the recorded one's weights or options
     assert resolve_backbone(tmp_path / "run.png", name="vgg19") == {"name": "vgg19"}
     assert resolve_backbone(tmp_path / "run.png", name="vgg16")["weights"] == "/w/vgg16.pth"
+    # options given replace the recorded ones they name, and add the others
+    assert resolve_backbone(tmp_path / "run.png", options={"pooling": "max", "layout": "caffe"}) == {
+        "name": "vgg16", "weights": "/w/vgg16.pth", "pooling": "max", "seed": 2, "layout": "caffe"}
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -255,6 +258,18 @@ def test_score_prints_the_two_numbers(work: Path, capsys: pytest.CaptureFixture[
     assert out == f"style {expected.style:.2f}  content {expected.content:.2f}\n"
     assert "warning: vgg19 uses random weights" in err
     assert not (work / "out.png.json").exists()  # nothing written without --write
+
+
+def test_set_gives_the_backbone_an_option_and_nothing_else(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run([*SCORE, "--weights", "random", "--set", "backbone.seed=5", "--write"], capsys)
+    assert code == 0, err
+    assert json.loads((work / "out.png.json").read_text())["score"]["backbone"] == {
+        "name": "vgg19", "weights": "random", "seed": 5}
+    for wrong in ("optimizer.lr=1", "backbone.name=vgg16", "seed=5"):
+        code, out, err = run([*SCORE, "--weights", "random", "--set", wrong], capsys)
+        key = wrong.partition("=")[0]
+        assert (code, out) == (2, "") and err.startswith(f"error: --set {key}: stylefw score takes the backbone's "
+                                                         f"options only\n"), err
 
 
 def test_write_adds_the_score_to_the_sidecar_and_leaves_the_image(work: Path,

@@ -45,6 +45,9 @@ def add_output_commands(commands: Any) -> None:
                        help="the backbone (default: the output's own, else the default backbone)")
     score.add_argument("--weights", metavar="W", help="the backbone's weights option: a name it knows (such as "
                                                       "imagenet or random) or a weights file (default: the output's own)")
+    score.add_argument("--set", dest="sets", action="append", default=[], metavar="backbone.KEY=VALUE",
+                       help="another option of the backbone, as a recipe's backbone section takes it, such as "
+                            "--set backbone.layout=caffe for a Caffe file the weights cannot be told apart from")
     score.add_argument("--write", action="store_true", help="add the score to OUTPUT.json")
     score.set_defaults(handler=cmd_score)
 
@@ -91,10 +94,18 @@ def _plan(recipe: Recipe) -> str:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from ..recipe.overrides import override_mapping  # deferred: start-up time (yaml)
     from ..tools.score import score_files, write_score  # deferred: start-up time (torch)
 
+    options = {}
+    for key, value in override_mapping(args.sets).items():
+        section, _, option = key.partition(".")
+        if section != "backbone" or not option or "." in option or option == "name":
+            raise UserError(f"--set {key}: stylefw score takes the backbone's options only",
+                            hint="such as --set backbone.layout=caffe; choose the backbone with --backbone")
+        options[option] = value
     score = score_files(args.image, args.content, args.style, backbone=args.backbone, weights=args.weights,
-                        registry=registry_of(args))
+                        options=options, registry=registry_of(args))
     if args.write:
         write_score(args.image, score, inputs={"content": str(Path(args.content).resolve()),
                                              "style": [str(Path(path).resolve()) for path in args.style]})

@@ -123,15 +123,16 @@ def score_metadata(output: torch.Tensor, content: torch.Tensor, styles: Sequence
 
 def score_files(output_path: str | Path, content_path: str | Path, style_paths: Sequence[str | Path], *,
                 backbone: str | None = None, weights: str | None = None,
-                style_weights: Sequence[float] | None = None, device: str = "auto",
-                registry: Registry | None = None) -> Score:
-    """Score the image at ``output_path``; the backbone defaults to the one recorded with the output."""
+                options: Mapping[str, Any] | None = None, style_weights: Sequence[float] | None = None,
+                device: str = "auto", registry: Registry | None = None) -> Score:
+    """Score the image at ``output_path``; the backbone defaults to the one recorded with the output, and
+    ``options`` (such as ``{"layout": "caffe"}``) are given to it on top."""
     registry = registry or default_registry()
     output = load_image(output_path)
     content = load_image(content_path)
     content = content if content.size == output.size else content.resize(output.size, Image.Resampling.LANCZOS)
     styles = [resize_long_edge(load_image(path), max(output.size)) for path in style_paths]
-    spec = resolve_backbone(output_path, name=backbone, weights=weights, registry=registry)
+    spec = resolve_backbone(output_path, name=backbone, weights=weights, options=options, registry=registry)
     target = select_device(device)
     network = _build(spec, registry).to(target)
     tensors = [to_tensor(image).to(target) for image in (output, content, *styles)]
@@ -140,12 +141,12 @@ def score_files(output_path: str | Path, content_path: str | Path, style_paths: 
 
 
 def resolve_backbone(output_path: str | Path, *, name: str | None = None, weights: str | None = None,
-                     registry: Registry | None = None) -> dict[str, Any]:
+                     options: Mapping[str, Any] | None = None, registry: Registry | None = None) -> dict[str, Any]:
     """The backbone keys to score with: the output's recorded run's, else the default backbone with its own
     default options.
 
     ``name`` other than the recorded one starts again from that backbone's defaults; ``weights`` replaces
-    whatever weights the keys had.
+    whatever weights the keys had, and ``options`` the options they name.
     """
     metadata = read_metadata(output_path) or {}
     recipe = metadata.get("recipe") if isinstance(metadata.get("recipe"), dict) else {}
@@ -158,7 +159,7 @@ def resolve_backbone(output_path: str | Path, *, name: str | None = None, weight
         spec = {"name": name}
     if weights is not None:
         spec["weights"] = weights
-    return spec
+    return {**spec, **(options or {})}
 
 
 def _default_backbone(registry: Registry) -> str:
