@@ -67,7 +67,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     path = _existing(args.file)
     weights = read_weights(path, layout=args.layout)
-    lines = [f"file: {path} ({_megabytes(path)})", f"layout: {weights.layout}",
+    guess = (" (a guess: nothing in the file tells torchvision's layout from Caffe's; for a file converted from "
+             "Caffe, give --layout caffe here and backbone.layout: caffe in a recipe)") if weights.guessed else ""
+    lines = [f"file: {path} ({_megabytes(path)})", f"layout: {weights.layout}{guess}",
              f"architecture: {weights.architecture()}"]
     lines += _layer_lines(weights)
     lines += [f"input: {weights.input_space.description}", f"padding: {weights.padding}",

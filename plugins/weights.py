@@ -31,6 +31,8 @@ KNOWN_LAYOUTS = (
 )
 # the first 8 hex digits of each file's sha256, which the hub file names carry too
 CAFFE_FILES = {"d01eb7cb": "vgg19", "00b39a1b": "vgg16"}
+TORCHVISION_FILES = {"dcbb9e9d": "vgg19", "397923af": "vgg16"}
+KNOWN_FILES = {"caffe": CAFFE_FILES, "torchvision": TORCHVISION_FILES}
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_URLS = {
     "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
@@ -69,6 +71,8 @@ class VGGWeights:
     padding: str
     source: str
     ignored: tuple[str, ...] = ()
+    # torchvision's layout assumed for lack of any sign: a file converted from Caffe reads the same way
+    guessed: bool = False
 
     def architectures(self) -> list[str]:
         """The VGG variants whose convolutions begin with exactly these shapes."""
@@ -175,10 +179,11 @@ def from_state_dict(state: Mapping[str, torch.Tensor], *, source: str, layout: s
             raise WeightsError(f"{source} does not start with the 1x1 input convolution of a normalised VGG")
         space = InputSpace("the file's own 1x1 input convolution (RGB in [0, 1] in)", first[:, :, 0, 0], convs[0][1])
         return VGGWeights("normalised", tuple(convs[1:]), space, "reflect", source, ignored)
-    if layout == "caffe" or (layout == "auto" and _is_caffe(path)):
+    known = _known_layout(path) if layout == "auto" else None
+    if layout == "caffe" or known == "caffe":
         return VGGWeights("caffe", tuple(convs), caffe_input(), "reflect" if reflect else "zeros", source, ignored)
     return VGGWeights("torchvision", tuple(convs), torchvision_input(), "reflect" if reflect else "zeros", source,
-                      ignored)
+                      ignored, guessed=layout == "auto" and known is None)
 
 
 def _indexed_convs(state: Mapping[str, torch.Tensor]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], tuple[str, ...]]:
@@ -197,13 +202,16 @@ def _indexed_convs(state: Mapping[str, torch.Tensor]) -> tuple[list[tuple[torch.
     return [found[index] for index in sorted(found)], tuple(sorted(set(state) - used))
 
 
-def _is_caffe(path: Path | None) -> bool:
-    """A known Caffe conversion, by the hash in its name or, failing that, of its contents."""
+def _known_layout(path: Path | None) -> str | None:
+    """``caffe`` or ``torchvision`` for a file known to be one, by the hash in its name or, failing that, of
+    its contents; None for any other."""
     if path is None:
-        return False
-    if any(prefix in path.name for prefix in CAFFE_FILES):
-        return True
-    return sha256_of(path)[:8] in CAFFE_FILES
+        return None
+    for layout, files in KNOWN_FILES.items():
+        if any(prefix in path.name for prefix in files):
+            return layout
+    digest = sha256_of(path)[:8]
+    return next((layout for layout, files in KNOWN_FILES.items() if digest in files), None)
 
 
 def _read_keras(path: Path) -> VGGWeights:

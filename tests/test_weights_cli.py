@@ -109,7 +109,10 @@ def test_inspect_shows_a_torchvision_full_model(capsys: pytest.CaptureFixture[st
     assert (code, err) == (0, "")
     info = lines(out)
     assert info["file"].startswith(f"{full_vgg16} (")
-    assert info["layout"] == "torchvision"
+    # no known file: the layout is torchvision's for lack of any sign, and the line says so
+    assert info["layout"] == ("torchvision (a guess: nothing in the file tells torchvision's layout from Caffe's; "
+                              "for a file converted from Caffe, give --layout caffe here and backbone.layout: caffe "
+                              "in a recipe)")
     assert info["architecture"] == "vgg16"
     assert info["layers (vgg16)"] == "conv1_1 to pool5 (13 of 13 convolutions)"
     assert info["input"] == "RGB in [0, 1], normalised by the ImageNet mean and std"
@@ -124,6 +127,15 @@ def test_inspect_with_a_forced_layout(capsys: pytest.CaptureFixture[str], conv1_
     info = lines(out)
     assert (info["layout"], info["input"]) == ("caffe", "BGR in 0-255 minus the Caffe mean [103.939, 116.779, 123.68]")
     assert info["layers (vgg19)"] == "conv1_1 to relu1_1 (1 of 16 convolutions)"
+
+
+def test_a_layout_named_or_known_by_its_file_is_no_guess(capsys: pytest.CaptureFixture[str], conv1_1: Path,
+                                                         tmp_path: Path) -> None:
+    hub_named = tmp_path / "vgg19-dcbb9e9d.pth"  # torchvision's own file, by the hash its name carries
+    hub_named.write_bytes(conv1_1.read_bytes())
+    for argv in ([conv1_1, "--layout", "torchvision"], [hub_named]):
+        code, out, _ = run(capsys, "weights", "inspect", *argv)
+        assert (code, lines(out)["layout"]) == (0, "torchvision")
 
 
 def test_inspect_a_missing_file_is_one_message(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
