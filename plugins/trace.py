@@ -4,7 +4,8 @@ its checkpoints.
 Copying each step's loss to the host would make the CPU wait for the GPU every step; instead the losses
 stay on the device and are read back every ``READ_EVERY`` steps and at the end of each stage, when the run
 reads them too. The trace ends before the first non-finite loss: the run rolls its picture back to the last
-step whose loss was finite. A resumed run's trace starts with the steps its checkpoint kept.
+step whose loss was finite; after steps that overshot, it ends at the picture the run rolled back to. A resumed
+run's trace starts with the steps its checkpoint kept.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from stylefw.contracts.run import READ_EVERY, RunContext, RunFinish, RunStart, Step, StepEvent, step_from_dict
+from stylefw.contracts.run import FAILED, READ_EVERY, RunContext, RunFinish, RunStart, Step, StepEvent, step_from_dict
 from stylefw.hooks.specs import hookimpl
 
 __all__ = ["Trace", "steps_of"]
@@ -67,4 +68,9 @@ def on_step(event: StepEvent) -> None:
 
 @hookimpl(tryfirst=True)
 def on_run_finish(event: RunFinish) -> None:
-    event.trace[:] = steps_of(event.run)
+    steps = steps_of(event.run)
+    stop = event.stopped
+    if stop is not None and stop.reason == FAILED:  # it ends where the picture kept was taken
+        kept = stop.details["last_finite"]
+        steps = [step for step in steps if (step.stage, step.step) <= (kept["stage"], kept["step"])]
+    event.trace[:] = steps

@@ -1,5 +1,6 @@
 """A non-finite loss: the run rolls back to the last picture whose loss was finite, stops as ``failed`` naming
-the term and its plugin, and blames the plugin, the learning rate or a weight. Saturation warns once."""
+the term and its plugin, and blames the plugin, the learning rate or a weight. Steps that overshoot (most of
+the picture pinned at 0 or 1) roll back to the last picture read with few values pinned, and fail too."""
 
 from __future__ import annotations
 
@@ -55,12 +56,23 @@ class Blowup(torch.optim.SGD):
             with torch.no_grad():
                 for group in self.param_groups:
                     for param in group["params"]:
-                        param.fill_(float("nan"))
+                        self.spoil(param)
         return loss
+
+    def spoil(self, image: torch.Tensor) -> None:
+        image.fill_(float("nan"))
+
+
+class Overshoot(Blowup):
+    """SGD whose ``at``-th step and every one after throw the image far out of [0, 1], as far too large a
+    learning rate does, while the losses (of the clamped picture) stay finite."""
+
+    def spoil(self, image: torch.Tensor) -> None:
+        image.sub_(0.5).mul_(1e6)
 
 
 class Breaker:
-    """A third-party plugin with a loss that goes NaN and an optimizer that blows the image up."""
+    """A third-party plugin with a loss that goes NaN and optimizers that blow the image up or overshoot."""
 
     @hookimpl
     def register_losses(self, register):
@@ -69,6 +81,7 @@ class Breaker:
     @hookimpl
     def register_optimizers(self, register):
         register("blowup", Blowup)
+        register("overshoot", Overshoot)
 
 
 @pytest.fixture
@@ -170,18 +183,62 @@ def test_the_cli_exits_1_with_one_message_and_writes_the_last_good_image(tmp_pat
 # -- saturation ---------------------------------------------------------------------------------
 
 
-def saturation_warnings(tmp_path: Path, **changes) -> list[str]:
+def test_steps_that_overshoot_from_the_start_fail_and_write_nothing(tmp_path):
+    data = recipe(tmp_path, scales=1, size=24, steps=3, optimizer={"name": "adam", "lr": 1e30})
+    with pytest.raises(RunError) as caught:
+        stylefw.run(data)
+    assert re.fullmatch(r"\d+% of the image's values are pinned at 0 or 1 at step 3: the steps overshoot before any "
+                        r"picture with few values pinned was kept: nothing was written", caught.value.message)
+    assert caught.value.hint == "lower optimizer.lr (now 1e+30)"
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_steps_that_overshoot_later_roll_back_to_the_last_picture_read_with_few_pinned(tmp_path, registry):
+    # read after step 25 (sound), thrown out at step 27, read again at the stage's end (step 30)
+    overshoot = {"name": "overshoot", "lr": 0.05, "at": 27}
+    failed = stylefw.run(recipe(tmp_path, scales=1, size=24, steps=30, optimizer=overshoot), registry=registry)
+    reference = stylefw.run(recipe(tmp_path, scales=1, size=24, steps=25, optimizer=overshoot, output=None),
+                            registry=registry)
+    assert torch.equal(failed.tensor, reference.tensor)
+    stop = failed.stopped
+    assert (stop.reason, stop.stage, stop.step) == (FAILED, 1, 30)
+    assert stop.details["last_finite"] == {"stage": 1, "step": 25} and stop.details["cause"] == "optimizer.lr"
+    assert re.fullmatch(r"\d+% of the image's values are pinned at 0 or 1 at step 30: the steps overshoot",
+                        stop.details["message"])
+    # the trace ends with the picture kept, and what the result records is that picture's
+    assert [step.step for step in failed.trace] == list(range(1, 26))
+    assert failed.final_losses == reference.final_losses
+    sidecar = json.loads(Path(f"{failed.output}.json").read_text())
+    assert sidecar["stopped"]["reason"] == "failed" and sidecar["steps_done"] == 25
+
+
+def test_overshooting_in_stage_two_keeps_the_picture_stage_two_started_from(tmp_path, registry):
+    overshoot = {"name": "overshoot", "lr": 0.05, "at": 3}  # stage 1: 2 steps at 24 px, stage 2: 3 at 48 px
+    result = stylefw.run(recipe(tmp_path, optimizer=overshoot), registry=registry, save=False)
+    assert (result.stopped.reason, result.stopped.stage) == (FAILED, 2)
+    assert result.stopped.details["last_finite"] == {"stage": 2, "step": 0}
+    assert result.stopped.details["message"].endswith("at step 3 of stage 2 (48 px): the steps overshoot")
+    assert result.image.size == (48, 32) and len(result.trace) == 2
+    assert float(((result.tensor <= 0) | (result.tensor >= 1)).float().mean()) < 0.5
+
+
+def test_the_cli_exits_1_naming_the_learning_rate_and_the_picture_kept(tmp_path, cli_registry, capsys):
+    path = tmp_path / "recipe.yaml"
+    overshoot = {"name": "overshoot", "lr": 0.05, "at": 27}
+    path.write_text(yaml.safe_dump(recipe(tmp_path, scales=1, size=24, steps=30, optimizer=overshoot)),
+                    encoding="utf-8")
+    assert main(["recipe", str(path), "--progress", "plain"]) == 1
+    err = capsys.readouterr().err
+    (error,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert re.fullmatch(r"error: \d+% of the image's values are pinned at 0 or 1 at step 30: the steps overshoot; "
+                        rf"wrote the last image with few values pinned \(step 25\) to {re.escape(str(tmp_path))}/out.png",
+                        error), error
+    assert "  hint: lower optimizer.lr (now 0.05)" in err and "Traceback" not in err
+
+
+def test_a_normal_learning_rate_runs_to_the_end(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        stylefw.run(recipe(tmp_path, scales=1, size=24, **changes), save=False)
-    return [str(w.message) for w in caught if issubclass(w.category, StylefwWarning) and "pinned" in str(w.message)]
-
-
-def test_a_huge_learning_rate_warns_once_naming_it(tmp_path):
-    (message,) = saturation_warnings(tmp_path, steps=3, optimizer={"name": "adam", "lr": 1e30})
-    assert re.fullmatch(r"\d+% of the image's values are pinned at 0 or 1 at step 3: the steps overshoot; lower "
-                        r"optimizer.lr \(now 1e\+30\)", message), message
-
-
-def test_a_normal_learning_rate_does_not_warn(tmp_path):
-    assert saturation_warnings(tmp_path, steps=6) == []
+        result = stylefw.run(recipe(tmp_path, scales=1, size=24, steps=30), save=False)
+    assert result.stopped is None and len(result.trace) == 30
+    assert not [w for w in caught if issubclass(w.category, StylefwWarning) and "pinned" in str(w.message)]

@@ -126,8 +126,9 @@ def test_initial_image(init):
         assert float(image.mean()) == pytest.approx(float(style.mean()), abs=0.02)
 
 
-@pytest.mark.parametrize("optimizer", [{"name": "adam", "lr": 0.05}, {"name": "sgd", "lr": 10.0},
-                                       {"name": "lbfgs", "lr": 1.0, "max_iter": 4}])
+# rates that change the picture without throwing it out of [0, 1] (which fails the run: test_divergence.py)
+@pytest.mark.parametrize("optimizer", [{"name": "adam", "lr": 0.05}, {"name": "sgd", "lr": 0.001},
+                                       {"name": "lbfgs", "lr": 0.01, "max_iter": 4}])
 def test_every_optimizer_steps_and_the_total_is_the_weighted_sum(tmp_path, optimizer):
     result = stylefw.run(recipe(tmp_path, steps=2, optimizer=optimizer), save=False)
     assert len(result.trace) == 2

@@ -103,13 +103,13 @@ def _report(args: argparse.Namespace, result: Result) -> int:
         if result.interrupted:
             name = stop.details.get("signal", "SIGINT")
             by = f" by {name}" if name != "SIGINT" else ""
-            print(f"interrupted at {at}{by}; wrote the image so far to {result.output}, and {checkpoint_path(result.output)} "
-                  f"to continue with 'stylefw resume {result.output}'", file=sys.stderr)
+            print(f"interrupted at {at}{by}; wrote the image so far to {result.output}, and "
+                  f"{checkpoint_path(result.output)} to continue with 'stylefw resume {result.output}'", file=sys.stderr)
             return 128 + int(signal.Signals[name])
         if stop.reason == FAILED:
             details, last = stop.details, stop.details["last_finite"]
             kept = f"stage {last['stage']}, step {last['step']}" if len(recipe.stages) > 1 else f"step {last['step']}"
-            print(f"error: {details['message']}; wrote the last image with a finite loss ({kept}) to "
+            print(f"error: {details['message']}; wrote {details['kept']} ({kept}) to "
                   f"{result.output}\n  hint: {details['hint']}", file=sys.stderr)
             return EXIT_RUNTIME
         if not args.quiet:

