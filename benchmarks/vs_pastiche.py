@@ -35,7 +35,6 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 import stylefw
@@ -45,7 +44,7 @@ from stylefw.tools.score import score_files
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from realweights import HED, PAIRS, SHARED  # noqa: E402
+from realweights import HED, PAIRS, SHARED, high_frequency  # noqa: E402
 
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
@@ -92,12 +91,6 @@ def steps(args: argparse.Namespace) -> None:
         print(f"{content_name + ' x ' + style_name:34} {statistics.median(found['pastiche']) * 1000:>7.0f} ms "
               f"{statistics.median(found['stylefw']) * 1000:>6.0f} ms {statistics.median(ratios):>19.2f} "
               f"{f'({min(ratios):.2f}-{max(ratios):.2f})':>14}")
-
-
-def high_frequency(image: torch.Tensor) -> float:
-    """The mean squared Laplacian of each channel: the energy of pixel-scale noise."""
-    kernel = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
-    return float(F.conv2d(image, kernel, groups=3).pow(2).mean())
 
 
 def timed(command: list[str]) -> float:

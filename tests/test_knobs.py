@@ -39,13 +39,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import stylefw
 from stylefw.engine.image import load_image, resize_long_edge, to_tensor
 from stylefw.tools.score import score_images
 
-from realweights import HED, needs_hed, shared_image
+from realweights import HED, high_frequency, needs_hed, shared_image
 
 pytestmark = [needs_hed, pytest.mark.filterwarnings("ignore::stylefw.errors.StylefwWarning")]
 skimage_data = pytest.importorskip("skimage.data", reason="needs scikit-image (the test extra) for its photos")
@@ -95,12 +94,6 @@ def sweep(photo, vgg16):
         score = score_images(image, content, [style], vgg16)
         results[name] = {"style": score.style, "content": score.content, "hf": high_frequency(image)}
     return results
-
-
-def high_frequency(image: torch.Tensor) -> float:
-    """The mean squared Laplacian of each channel: the energy of pixel-scale noise."""
-    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
-    return float(F.conv2d(image, kernel, groups=3).pow(2).mean())
 
 
 def table(results) -> str:
