@@ -242,7 +242,9 @@ def test_a_killed_rank_loses_no_job_and_a_rerun_finishes_each_once(inputs, tmp_p
     os.kill(victim["pid"], signal.SIGKILL)
     log, _ = running.communicate(timeout=300)
     assert running.returncode != 0, log
-    assert not list(out.glob(".*.part")), "a half-written file was left"
+    # SIGKILL can land in the middle of a write: a temporary file of the victim's may be left, never a final name
+    victims = {Path(victim["output"]).name + suffix for suffix in ("", ".json", ".ckpt")}
+    assert {part.name.rsplit(".", 2)[0][1:] for part in out.glob(".*.part")} <= victims
     first, resumable = {}, set()
     for record in read_records(out):
         first[record.id] = record.data["status"]

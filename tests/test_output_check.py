@@ -152,3 +152,14 @@ def test_the_output_can_still_be_written_in_the_current_folder(work, capsys):
     yaml.safe_dump(TINY, (work / "other.yaml").open("w"))
     assert run(["recipe", "other.yaml", "--quiet", "--output", "other.png"], capsys)[0] == 0
     assert (work / "other.png").is_file() and (work / "other.png.json").is_file()
+
+
+def test_a_run_clears_what_a_killed_run_at_its_output_left_and_nothing_else(work, capsys):
+    """SIGKILL cannot tidy up: a write it cut short leaves its temporary file. The next run at that output
+    deletes those of its own files (image, sidecar, checkpoint) and leaves everyone else's."""
+    ours = [".out.png.k0wdiiof.part", ".out.png.json.abcd_123.part", ".out.png.ckpt.zz9zz9zz.part"]
+    others = [".other.png.k0wdiiof.part", ".out.png.stray.part", ".out.png.k0wdiiof.part.bak", "out.png.k0wdiiof.part"]
+    for name in ours + others:
+        (work / name).write_bytes(b"half")
+    assert run(["recipe", "tiny.yaml", "--quiet"], capsys)[0] == 0
+    assert sorted(path.name for path in work.iterdir() if ".part" in path.name) == sorted(others)

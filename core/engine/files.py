@@ -6,15 +6,18 @@ command.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..contracts.run import Writer
 
-__all__ = ["sidecar_path", "checkpoint_path", "snapshot_path", "write_json", "json_writer", "write_atomic", "write_all"]
+__all__ = ["sidecar_path", "checkpoint_path", "snapshot_path", "write_json", "json_writer", "write_atomic", "write_all",
+           "remove_leftovers"]
 
 
 def sidecar_path(output: Path | str) -> Path:
@@ -68,6 +71,16 @@ def write_all(writes: Mapping[Path, Writer]) -> None:
         for part in parts.values():
             Path(part).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Delete the temporary files a writer of ``path`` left when it was killed (SIGKILL cannot tidy up), and
+    say which. Only the owner of ``path`` may call it: another process's write in progress would be lost."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.part")  # the names write_all's tempfile makes
+    found = [part for part in path.parent.glob(f".{glob.escape(path.name)}.*.part") if pattern.fullmatch(part.name)]
+    for part in found:
+        part.unlink(missing_ok=True)
+    return found
 
 
 def _umask() -> int:

@@ -20,6 +20,7 @@ from ..hooks.registry import Registry
 from .build import build_backbone, build_losses
 from .calibrate import auto_tile_size
 from .events import RunHooks
+from .files import checkpoint_path, remove_leftovers, sidecar_path
 from .image import to_pil
 from .inputs import OnDownload, open_inputs, select_device
 from .lanes import LanedRun
@@ -48,6 +49,8 @@ class Session:
         for recipe in self.recipes:
             if save and recipe.output is not None:
                 ensure_writable(recipe)  # before any work: a run must not end in an output it cannot write
+                for path in (recipe.output, sidecar_path(recipe.output), checkpoint_path(recipe.output)):
+                    remove_leftovers(path)  # what an earlier run at this output left when it was killed
         first = self.recipes[0]
         self.device = select_device(first.device)
         torch.manual_seed(first.seed)  # a resumed run too: random backbone weights are drawn again, the same
