@@ -75,7 +75,8 @@ def test_each_lanes_gradient_is_its_own_runs_in_float64():
         assert ((batch.grad[index:index + 1] - expected).norm() / expected.norm()).item() < 1e-12
 
 
-@pytest.mark.parametrize("stages", [{}, TWO_STAGES], ids=["one stage", "two stages, averaged"])
+@pytest.mark.parametrize("stages", [{}, TWO_STAGES, {**TWO_STAGES, "octave_size": 16}],
+                         ids=["one stage", "two stages, averaged", "two stages, style at octaves"])
 def test_lanes_end_where_their_runs_alone_do(inputs, stages):
     """In float32 the convolutions round differently over a batch, and Adam's first steps magnify that in
     the few values whose gradient is near zero: losses agree to 0.1%, pictures to a tenth of a grey level."""

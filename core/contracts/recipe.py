@@ -172,6 +172,10 @@ class Recipe:
         "the output's long edge in pixels; the content image is scaled to it, keeping its aspect ratio", default=512)
     style_scale: Annotated[float, Range(0.01, 16.0)] = key(
         "the style images' long edge as a multiple of size: smaller gives larger strokes", default=1.0)
+    octave_size: int | None = key(
+        "off, or a long edge such as 256: the losses also compare the picture shrunk to it (and its halvings above "
+        "it), so a larger picture keeps the strokes and the balance it has at this size, relative to the picture, "
+        "and adds finer detail", default="off", read=True, off="off", takes="off, or a long edge in pixels (16 or more)")
     backbone: BackboneSpec = key(
         "the feature extractor, {name: ..., its own options}: the default backbone when no name is given "
         "(stylefw list shows the installed ones)", default={}, read=True,

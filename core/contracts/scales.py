@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
-__all__ = ["ScaleSpec", "Scales", "GROWTH", "MIN_GROWTH", "LAYER_FADE", "auto_sizes", "plan", "shape_at", "fade_factors"]
+__all__ = ["ScaleSpec", "Scales", "GROWTH", "MIN_GROWTH", "LAYER_FADE", "auto_sizes", "plan", "shape_at", "fade_factors",
+           "octave_factors"]
 
 # each automatic stage is √2 longer than the one before: twice the pixels
 GROWTH = math.sqrt(2)
@@ -72,3 +73,22 @@ def fade_factors(fields: Mapping[str, float], shape: tuple[int, int],
     full, none = fade
     side = min(shape)
     return {layer: min(1.0, max(0.0, (none - field / side) / (none - full))) for layer, field in fields.items()}
+
+
+def octave_factors(size: int, octave_size: int | None) -> tuple[tuple[float, float], ...]:
+    """The (factor, weight) pairs at which a stage of long edge ``size`` compares the picture (``octave_size``).
+
+    The picture as it is (factor 1), its halvings while they stay clearly above ``octave_size``, and the copy
+    at ``octave_size`` itself: 512 px at 256 is (1, 2); 1024 px is (1, 2, 4); 768 px is (1, 2, 3). A stage not
+    clearly larger than ``octave_size`` (by ``MIN_GROWTH``) compares only itself. The weights are equal and sum
+    to 1, so each loss pulls as hard in all as the recipe's weight says.
+    """
+    factors = [1.0]
+    if octave_size:
+        halving = 2.0
+        while size / halving > octave_size * MIN_GROWTH:
+            factors.append(halving)
+            halving *= 2
+        if size / octave_size >= MIN_GROWTH:
+            factors.append(size / octave_size)
+    return tuple((factor, 1 / len(factors)) for factor in factors)

@@ -16,7 +16,7 @@ from ..recipe.layers import deepest
 from .precision import compiled, with_precision
 from .preflight import BUILT_HINT
 
-__all__ = ["build_backbone", "create_backbone", "receptive_fields", "build_losses", "build_optimizer"]
+__all__ = ["build_backbone", "create_backbone", "receptive_fields", "build_losses", "build_loss", "build_optimizer"]
 
 
 def build_backbone(recipe: Recipe, registry: Registry, device: torch.device, *, cut: bool = True) -> torch.nn.Module:
@@ -54,9 +54,14 @@ def receptive_fields(backbone: Backbone, layers: list[str], name: str) -> dict[s
 
 def build_losses(recipe: Recipe, registry: Registry) -> list[Any]:
     """One loss object per recipe entry, built with the entry's options."""
-    entries = [registry.get("loss", spec.name) for spec in recipe.losses]
-    return [GuardedLoss(call_plugin(registry.manager, entry, entry.factory, **spec.options), entry, registry.manager)
-            for entry, spec in zip(entries, recipe.losses)]
+    return [build_loss(recipe, registry, index) for index in range(len(recipe.losses))]
+
+
+def build_loss(recipe: Recipe, registry: Registry, index: int) -> Any:
+    """A new loss object for the recipe's entry ``index``, built with its options."""
+    spec = recipe.losses[index]
+    entry = registry.get("loss", spec.name)
+    return GuardedLoss(call_plugin(registry.manager, entry, entry.factory, **spec.options), entry, registry.manager)
 
 
 def build_optimizer(registry: Registry, recipe: Recipe, image: torch.Tensor, shape: tuple[int, int],

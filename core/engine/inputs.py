@@ -46,7 +46,7 @@ def open_inputs(recipe: Recipe, on_download: OnDownload | None = None,
     content = _open(recipe.content, "content", on_download)
     styles = [_open(ref, f"style[{i}]", on_download) for i, ref in enumerate(recipe.styles)]
     need = min_input_size(recipe, registry or default_registry())
-    smallest = recipe.stages[0].size
+    smallest = min(recipe.stages[0].size, recipe.octave_size or recipe.size)  # octaves shrink it to octave_size
     edges = [("content", content, smallest)] + [(f"style[{i}]", image, style_edge(smallest, recipe.style_scale))
                                                   for i, image in enumerate(styles)]
     for key, image, edge in edges:

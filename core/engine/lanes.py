@@ -106,7 +106,7 @@ class LanedRun:
         labels = [label for run in live for label in run.labels]
         going = list(live)
         for evaluated in optimise(batch, first.backbone, losses, weights, labels, optimizer, stage.steps,
-                                  first.recipe.layers, scheduler=scheduler):
+                                  first.layers, scheduler=scheduler):
             for position, run in enumerate(live):
                 if run not in going:
                     continue

@@ -19,15 +19,16 @@ from ..contracts.plugins import Backbone, Loss, Targets
 from ..contracts.recipe import Recipe
 from ..contracts.run import (FAILED, INTERRUPTED, READ_EVERY, RunContext, RunStart, Stage, StageStart, StepEvent,
                              Stop)
-from ..contracts.scales import fade_factors, shape_at
+from ..contracts.scales import fade_factors, octave_factors, shape_at
 from ..errors import RunError, warn
 from ..hooks.registry import Registry
-from .build import build_optimizer, receptive_fields
+from .build import build_loss, build_optimizer, receptive_fields
 from .checkpoint import ensure_fits, restore_rng, rng_state
 from .color import color_inputs, color_output
 from .health import SATURATION, Guard, diagnose, lower_lr
 from .image import resize_long_edge, to_tensor
 from .inputs import style_edge
+from .octaves import OctaveBackbone, OctaveLoss, reads_layers, split_octave
 from .optimise import Evaluated, compute_targets, initial_image, optimise, target_layers
 from .tiling import Grid, Tiler, tiled_targets
 
@@ -148,6 +149,10 @@ class StagedRun:
                  tiler: Tiler | None = None) -> None:
         self.recipe, self.registry, self.device = run.recipe, registry, device
         self.backbone, self.losses = backbone, losses
+        if self.recipe.octave_size:  # compared at octaves too (engine.octaves)
+            self.backbone = OctaveBackbone(backbone)
+            self.losses = [OctaveLoss(loss, lambda index=index: build_loss(self.recipe, registry, index))
+                           if reads_layers(loss) else loss for index, loss in enumerate(losses)]
         self.originals = content, styles
         self.emit, self.context, self.control = emit, run, run.control
         self.stages = run.stages
@@ -216,7 +221,7 @@ class StagedRun:
         self.enter(stage, inputs, targets, image, optimizer, scheduler, saved)
         del targets  # what the losses need they have kept; the rest would sit beside the activations every step
         for evaluated in optimise(image, self.backbone, self.losses, list(self.weights), list(self.labels),
-                                  optimizer, stage.steps, self.recipe.layers, scheduler=scheduler,
+                                  optimizer, stage.steps, self.layers, scheduler=scheduler,
                                   first=self.step + 1, project=self.project, grid=self.grid):
             if not self.after(evaluated):
                 return
@@ -338,6 +343,9 @@ class StagedRun:
         color = self.recipe.color
         run_content, run_styles = color_inputs(color.mode, content, styles, method=color.method)
         blend = [ref.weight for ref in self.recipe.styles]
+        for loss in self.losses:
+            if isinstance(loss, OctaveLoss):
+                loss.set_factors(octave_factors(stage.size, self.recipe.octave_size))
         content_layers, style_layers = target_layers(self.losses)
         if self.tiler is None:
             targets = compute_targets(self.backbone, content_layers, run_content, run_styles, blend,
@@ -357,7 +365,15 @@ class StagedRun:
         most of the small picture is faded (``layer_fade``); the last stage optimises the recipe as written."""
         if self.fields is None or stage.index == stage.count:
             return {}
-        return fade_factors(self.fields, stage.shape, self.recipe.layer_fade)
+        # a layer read at an octave sees its field in the shrunk picture: that many times more of this one
+        fields = {name: self.fields[layer] * factor for name in self.layers
+                  for layer, factor in [split_octave(name)] if layer in self.fields}
+        return fade_factors(fields, stage.shape, self.recipe.layer_fade)
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer the losses read at the current stage (with octaves, under their names at each factor)."""
+        return list(dict.fromkeys(layer for loss in self.losses for layer in loss.layers))
 
     def start_image(self, stage: Stage, inputs: StageInputs) -> torch.Tensor:
         """The first stage's image from ``init``; a later stage's from the previous stage's result."""

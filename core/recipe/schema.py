@@ -170,12 +170,24 @@ class _Schema(PluginSections):
         else:
             self.add("tile", f"expected off, auto or {{size: 512}}, got {described(value)}")
             return None
+        if self.values.get("octave_size"):
+            self.add("tile", "tiles cannot yet compare the picture at octaves (octave_size): use tile: off, or "
+                             "octave_size: off")
         if backbone is not None:
             factory = self.registry.get("backbone", backbone.name).factory
             if lacks(factory, "stride", "receptive_field"):
                 self.add("tile", f"backbone '{backbone.name}' does not say its layers' stride and receptive_field, "
                                  "which exact tiles need; use tile: off")
         return spec
+
+    def read_octave_size(self, path: str, value: Any, annotation: Any) -> int | None:
+        """``off`` (None), or the long edge the losses also compare the picture at (``stylefw.engine.octaves``)."""
+        if value is False or value == "off" or value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add("octave_size", f"expected off or a long edge in pixels such as 256, got {described(value)}")
+            return None
+        return self.integer("octave_size", value, 16, 16384)
 
     def read_layer_fade(self, path: str, value: Any, annotation: Any) -> tuple[float, float] | None:
         """``off`` (None), or [full, none]: the spans of the short side where a style layer starts and ends fading."""
