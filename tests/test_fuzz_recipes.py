@@ -69,6 +69,12 @@ def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
+def fresh(draw: Any, strategy: st.SearchStrategy) -> Any:
+    """A copy of what ``strategy`` draws: sampled_from hands out the same list (``["conv1_1"]``) every time, and
+    a later mutation appending to it would change what the next example draws (FlakyStrategyDefinition)."""
+    return copy.deepcopy(draw(strategy))
+
+
 def mutate(data: dict, draw: Any) -> dict:
     """One random change at a random path: replace, delete, add a key, rename a key, or wrap the value."""
     path = draw(st.sampled_from(paths(data)[1:]))
@@ -78,15 +84,15 @@ def mutate(data: dict, draw: Any) -> dict:
     last, action = path[-1], draw(st.sampled_from(["tweak", "tweak", "replace", "delete", "add", "rename", "wrap",
                                                     "unwrap"]))
     if action == "tweak":  # a value of about the same kind, such as a path that cannot be opened for a path
-        parent[last] = draw(STRINGS if isinstance(parent[last], str) else NUMBERS)
+        parent[last] = fresh(draw, STRINGS if isinstance(parent[last], str) else NUMBERS)
     elif action == "replace":
-        parent[last] = draw(VALUES)
+        parent[last] = fresh(draw, VALUES)
     elif action == "delete":
         del parent[last]
     elif action == "add" and isinstance(parent, dict):
-        parent[draw(KEYS)] = draw(VALUES)
+        parent[draw(KEYS)] = fresh(draw, VALUES)
     elif action == "add":
-        parent.append(draw(VALUES))
+        parent.append(fresh(draw, VALUES))
     elif action == "rename" and isinstance(parent, dict):
         parent[draw(st.text(max_size=8))] = parent.pop(last)
     elif action == "wrap":
