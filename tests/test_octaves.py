@@ -1,10 +1,10 @@
-"""octave_size: the style losses also compare the picture shrunk to the recipe's octave size, so that a larger picture
-keeps the strokes it has there. The factors, the two engine pieces, the runs, and the recipe's refusals."""
+"""octave_size: the losses that read layers also compare the picture shrunk to the recipe's octave size, so that a
+larger picture keeps the strokes and the balance it has there. The factors, the two engine pieces, the runs, and
+the recipe's refusals."""
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +14,9 @@ import stylefw
 from stylefw.contracts import StageStart, Targets
 from stylefw.contracts.scales import octave_factors
 from stylefw.engine.octaves import OctaveBackbone, OctaveLoss, octave_layer, shrink, split_octave
-from stylefw.plugins.losses import ContentLoss, GramLoss
+from stylefw.plugins.losses import GramLoss
 from stylefw.plugins.vgg import VGG19
 
-from test_cli import error_lines, run  # noqa: F401
 from test_stages import recipe, write_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::stylefw.errors.StylefwWarning")  # random weights, on purpose

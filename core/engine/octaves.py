@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..contracts.plugins import READS, Targets
 
-__all__ = ["octave_layer", "split_octave", "shrink", "OctaveBackbone", "OctaveLoss", "reads_layers"]
+__all__ = ["octave_layer", "split_octave", "shrink", "OctaveBackbone", "OctaveLoss"]
 
 
 def octave_layer(layer: str, factor: float) -> str:
@@ -45,11 +45,6 @@ def shrink(image: torch.Tensor, factor: float) -> torch.Tensor:
     height, width = image.shape[-2:]
     shape = (max(1, round(height / factor)), max(1, round(width / factor)))
     return F.interpolate(image, size=shape, mode="bilinear", antialias=True, align_corners=False)
-
-
-def reads_layers(loss: Any) -> bool:
-    """Whether ``loss`` reads the backbone at some layer: what octaves apply to."""
-    return bool(loss.layers)
 
 
 class OctaveBackbone:

@@ -28,7 +28,7 @@ from .color import color_inputs, color_output
 from .health import SATURATION, Guard, diagnose, lower_lr
 from .image import resize_long_edge, to_tensor
 from .inputs import style_edge
-from .octaves import OctaveBackbone, OctaveLoss, reads_layers, split_octave
+from .octaves import OctaveBackbone, OctaveLoss, split_octave
 from .optimise import Evaluated, compute_targets, initial_image, optimise, target_layers
 from .tiling import Grid, Tiler, tiled_targets
 
@@ -149,10 +149,10 @@ class StagedRun:
                  tiler: Tiler | None = None) -> None:
         self.recipe, self.registry, self.device = run.recipe, registry, device
         self.backbone, self.losses = backbone, losses
-        if self.recipe.octave_size:  # compared at octaves too (engine.octaves)
+        if self.recipe.octave_size:  # every loss that reads layers is compared at octaves too (engine.octaves)
             self.backbone = OctaveBackbone(backbone)
             self.losses = [OctaveLoss(loss, lambda index=index: build_loss(self.recipe, registry, index))
-                           if reads_layers(loss) else loss for index, loss in enumerate(losses)]
+                           if loss.layers else loss for index, loss in enumerate(losses)]
         self.originals = content, styles
         self.emit, self.context, self.control = emit, run, run.control
         self.stages = run.stages
