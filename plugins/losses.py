@@ -8,6 +8,12 @@
   force; the loss weights of a recipe are real ratios.
 - ``classic``: the mean squared error of Gatys et al. (features, or Gram matrices divided by C·H·W), with
   layer weights summed as given. Layers then differ in force by orders of magnitude.
+
+``content`` also takes ``instance_norm``: compare the features after normalising each channel to zero mean
+and unit spread over the picture (instance normalisation), on both sides. A channel's mean and spread are
+what a painting's texture changes, so the content then holds the photo's layout and leaves those to the
+style: with ``gram`` at the same style score it kept about 0.04 more of the photo
+(docs/benchmarks/history/vgg19.md).
 """
 
 from __future__ import annotations
@@ -18,13 +24,24 @@ import torch
 
 from stylefw import hookimpl
 
+from .sliced import SlicedLoss
 from .w2 import W2Loss
 # the layer weighting the style losses share; imported here too, where plugins found them (faded_weights)
 from .weighting import Layers, Normalize, faded_weights, layer_weights
 
-__all__ = ["gram", "gram_sum", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights", "faded_weights"]
+__all__ = ["gram", "gram_sum", "instance_normalised", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights", "faded_weights"]
 # the smallest target magnitude a relative error divides by: a layer a ReLU zeroes everywhere has none
 _TINY = 1e-12
+# added to a channel's variance before instance normalisation divides by its square root: a channel a ReLU
+# zeroes everywhere stays 0 instead of dividing by 0
+_SPREAD = 1e-5
+
+
+def instance_normalised(features: torch.Tensor) -> torch.Tensor:
+    """N×C×H×W features with each channel moved to zero mean and unit spread over its H×W positions."""
+    mean = features.mean(dim=(2, 3), keepdim=True)
+    variance = features.var(dim=(2, 3), keepdim=True, unbiased=False)
+    return (features - mean) / (variance + _SPREAD).sqrt()
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -79,28 +96,76 @@ class _LayerDistance:
 
 
 class ContentLoss(_LayerDistance):
-    """Squared error between the image's features and the content image's, over layers.
+    """Squared error between the image's features and the content image's, over layers; with
+    ``instance_norm``, between the two after each channel is normalised over the picture.
 
     It tiles as ``local``: its value is a sum over feature positions, so a tile's share is that sum over
-    the tile's own region, against the same region of the target.
+    the tile's own region, against the same region of the target. With ``instance_norm`` it tiles as
+    ``global``, since a channel's mean and spread are the whole picture's: the loss follows from each
+    channel's sums of F, of F² and of F times the normalised target, which add up over tiles.
     """
 
     reads = ("content",)
     tiling = "local"
 
-    def __init__(self, *, layers: Layers, normalize: Normalize = "relative") -> None:
+    def __init__(self, *, layers: Layers, normalize: Normalize = "relative", instance_norm: bool = False) -> None:
         super().__init__(layers, normalize)
+        if not isinstance(instance_norm, bool):
+            raise ValueError(f"instance_norm must be true or false, not {instance_norm!r}")
+        self.instance_norm = instance_norm
+        if instance_norm:
+            self.tiling = "global"
+        self.target_sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def prepare(self, targets) -> None:
-        self._set_targets({layer: targets.content[layer] for layer in self.layers})
+        found = {layer: targets.content[layer] for layer in self.layers}
+        if self.instance_norm:
+            found = {layer: instance_normalised(target) for layer, target in found.items()}
+            # each channel's sum and sum of squares, over the whole target: what from_statistics needs
+            self.target_sums = {layer: (target.sum(dim=(2, 3)).double(), target.pow(2).sum(dim=(2, 3)).double())
+                                for layer, target in found.items()}
+        self._set_targets(found)
 
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return sum(weight * self._distance(layer, features[layer]) for layer, weight in self.layer_weights.items())
+        compare = instance_normalised if self.instance_norm else (lambda value: value)
+        return sum(weight * self._distance(layer, compare(features[layer]))
+                   for layer, weight in self.layer_weights.items())
 
     def share(self, features: Mapping[str, torch.Tensor], image: torch.Tensor, tile) -> torch.Tensor:
         """The loss over ``tile``'s region; summed over a picture's tiles, it is the loss of the picture."""
         return sum(weight * (features[layer] - tile.region(layer, self.targets[layer])).pow(2).sum() * self.scales[layer]
                    for layer, weight in self.layer_weights.items())
+
+    def statistics(self, features: Mapping[str, torch.Tensor], image: torch.Tensor, tile) -> dict[str, torch.Tensor]:
+        """With ``instance_norm``: each channel's sums over the tile of F (``LAYER:sum``), F² (``LAYER:squares``)
+        and F times the normalised target (``LAYER:cross``), and the count of positions, in float64."""
+        found = {}
+        for layer in self.layers:
+            value = features[layer].double()
+            target = tile.region(layer, self.targets[layer]).double() if tile is not None else self.targets[layer].double()
+            found[f"{layer}:sum"] = value.sum(dim=(2, 3))
+            found[f"{layer}:squares"] = value.pow(2).sum(dim=(2, 3))
+            found[f"{layer}:cross"] = (value * target).sum(dim=(2, 3))
+            found[f"{layer}:count"] = value.new_tensor(value.shape[-2] * value.shape[-1])
+        return found
+
+    def from_statistics(self, statistics: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of the picture whose statistics, summed over its tiles, these are.
+
+        Per channel, with the picture's mean m and spread s (the variance plus ``_SPREAD``, rooted) and the
+        normalised target t: Σ((F - m)/s - t)² = n·var/s² - 2(ΣFt - m·Σt)/s + Σt².
+        """
+        total = 0
+        for layer, weight in self.layer_weights.items():
+            count = statistics[f"{layer}:count"]
+            mean = statistics[f"{layer}:sum"] / count
+            variance = statistics[f"{layer}:squares"] / count - mean.pow(2)
+            spread = (variance + _SPREAD).sqrt()
+            target_sum, target_squares = self.target_sums[layer]
+            cross = statistics[f"{layer}:cross"] - mean * target_sum
+            distance = (count * variance / spread.pow(2) - 2 * cross / spread + target_squares).sum()
+            total = total + weight * distance * self.scales[layer]
+        return total
 
 
 class GramLoss(_LayerDistance):
@@ -175,3 +240,4 @@ def register_losses(register) -> None:
     register("gram", GramLoss)
     register("tv", TVLoss)
     register("w2", W2Loss)
+    register("sliced", SlicedLoss)

@@ -21,7 +21,7 @@ from stylefw.registry import build_registry, default_registry
 
 BUILTIN_NAMES = {
     "backbone": {"vgg16": "stylefw.plugins.vgg", "vgg19": "stylefw.plugins.vgg"},
-    "loss": {name: "stylefw.plugins.losses" for name in ("content", "gram", "tv", "w2")},
+    "loss": {name: "stylefw.plugins.losses" for name in ("content", "gram", "sliced", "tv", "w2")},
     "optimizer": {name: "stylefw.plugins.optimizers" for name in ("adam", "lbfgs", "sgd")},
     "scheduler": {name: "stylefw.plugins.schedulers" for name in ("cosine", "exponential", "none", "step")},
     "command": {"weights": "stylefw.plugins.vgg"},
@@ -104,7 +104,7 @@ def test_hook_register_backbones():
 
 def test_hook_register_losses():
     registry = builtins_only()
-    assert registry.names("loss") == ["content", "gram", "tv", "w2"]
+    assert registry.names("loss") == ["content", "gram", "sliced", "tv", "w2"]
 
 
 def test_hook_register_optimizers():
@@ -282,7 +282,7 @@ def test_a_hook_of_a_later_stylefw_marked_optional_is_not_an_error():
 
     manager = get_plugin_manager(load_entry_points=False)
     manager.register(FromTheFuture(), name="future-plugin")
-    assert build_registry(manager).names("loss") == ["content", "gram", "tv", "w2"]
+    assert build_registry(manager).names("loss") == ["content", "gram", "sliced", "tv", "w2"]
 
 
 def test_a_hook_implementation_with_the_wrong_arguments_names_the_plugin():

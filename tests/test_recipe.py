@@ -238,7 +238,7 @@ def test_every_problem_is_reported_at_once(images: Path) -> None:
     assert problems(data, images) == [
         f"sise: unknown key 'sise' (did you mean size?); valid keys: {TOP_LEVEL_KEYS}",
         "losses[0].wieght: unknown option 'wieght' for loss 'content' (did you mean weight?); "
-        "valid: name, weight, layers, normalize",
+        "valid: name, weight, layers, normalize, instance_norm",
         "losses[1].layers[4]: unknown layer 'conv9_9' for vgg19 (did you mean conv5_1?)",
         f"losses[2].name: unknown loss 'gramm' (did you mean gram?); installed: {installed}",
         "optimizer.lr: -1 is out of range; use 0 or more",

@@ -43,12 +43,12 @@ def every_loss(vgg) -> tuple[list, list[float]]:
     content = torch.rand(1, 3, *SHAPE, generator=generator, dtype=torch.float64)
     style = torch.rand(1, 3, 80, 100, generator=generator, dtype=torch.float64)
     losses = [ContentLoss(layers=["relu4_2"]), GramLoss(layers=STYLE_LAYERS), TVLoss(),
-              W2Loss(layers={"relu2_1": 1, "relu3_1": 1})]
+              W2Loss(layers={"relu2_1": 1, "relu3_1": 1}), ContentLoss(layers=["relu3_1", "relu4_2"], instance_norm=True)]
     with torch.no_grad():
-        targets = Targets(vgg(content, ["relu4_2"]), [(vgg(style, LAYERS), 1.0)])
+        targets = Targets(vgg(content, ["relu3_1", "relu4_2"]), [(vgg(style, LAYERS), 1.0)])
     for loss in losses:
         loss.prepare(targets)
-    return losses, [1.0, 100.0, 10.0, 5.0]
+    return losses, [1.0, 100.0, 10.0, 5.0, 3.0]
 
 
 def gradients(vgg, losses, weights, grid: Grid | None) -> tuple[list[float], torch.Tensor]:
@@ -85,7 +85,7 @@ def test_tiled_gradient_equals_one_pass_for_every_builtin_loss(vgg, size):
     assert tiled_values == pytest.approx(values, rel=1e-10)
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(5))
 def test_each_loss_alone_tiles_exactly(vgg, index):
     losses, weights = every_loss(vgg)
     alone = [losses[index]], [weights[index]]
