@@ -32,6 +32,7 @@ LOSS_OPTIONS = {
     "tv": {},
     "moments": {"layers": ["relu1_1", "relu2_1"]},
     "w2": {"layers": {"relu1_1": 1.0, "relu2_1": 0.5}},
+    "sliced": {"layers": {"relu1_1": 1.0, "relu2_1": 0.5}, "directions": 8},
 }
 OPTIMIZER_OPTIONS = {"adam": {"lr": 0.1}, "sgd": {"lr": 0.1}, "lbfgs": {}, "signsgd": {"lr": 0.1}}
 SCHEDULER_OPTIONS = {"none": {}, "step": {"every": 10, "gamma": 0.5}, "exponential": {"gamma": 0.95}, "cosine": {}}

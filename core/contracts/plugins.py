@@ -100,7 +100,8 @@ class Loss(Protocol):
     read it. A loss without ``reads`` gets both, at its layers.
 
     A loss that reads layers takes part in a tiled run (the recipe's ``tile``) only if it says how it tiles
-    with ``tiling``; a recipe that tiles with a loss that does not say is refused, naming it. Its methods
+    with ``tiling``; a recipe that tiles with a loss that does not say is refused, naming it (and giving the
+    loss's ``untileable``, a sentence's end saying why, when it has one, as ``sliced`` does). Its methods
     are given a tile's ``features`` (the tile's own region, at each layer), the tile's ``image`` and the
     ``tile``, whose ``region(layer, whole)`` cuts the same region out of a map of the whole picture at
     ``layer``, such as a content target. A loss that reads no layers sees the whole picture, as always.
