@@ -27,11 +27,9 @@ from stylefw import hookimpl
 from .sliced import SlicedLoss
 from .w2 import W2Loss
 # the layer weighting the style losses share; imported here too, where plugins found them (faded_weights)
-from .weighting import Layers, Normalize, faded_weights, layer_weights
+from .weighting import TINY, Layers, Normalize, faded_weights, layer_weights
 
 __all__ = ["gram", "gram_sum", "instance_normalised", "Normalize", "Layers", "ContentLoss", "GramLoss", "TVLoss", "layer_weights", "faded_weights"]
-# the smallest target magnitude a relative error divides by: a layer a ReLU zeroes everywhere has none
-_TINY = 1e-12
 # added to a channel's variance before instance normalisation divides by its square root: a channel a ReLU
 # zeroes everywhere stays 0 instead of dividing by 0
 _SPREAD = 1e-5
@@ -88,7 +86,7 @@ class _LayerDistance:
     def _set_targets(self, targets: dict[str, torch.Tensor]) -> None:
         self.targets = targets
         # classic: the mean; relative: the sum divided by the target's squared magnitude (fixed, so once)
-        self.scales = {layer: 1 / max(float(target.pow(2).sum()), _TINY) if self.normalize == "relative"
+        self.scales = {layer: 1 / max(float(target.pow(2).sum()), TINY) if self.normalize == "relative"
                        else 1 / target.numel() for layer, target in targets.items()}
 
     def _distance(self, layer: str, value: torch.Tensor) -> torch.Tensor:

@@ -27,11 +27,9 @@ import torch
 
 from stylefw.markers import Range
 
-from .weighting import Layers, Normalize, faded_weights, layer_weights
+from .weighting import TINY, Layers, Normalize, faded_weights, layer_weights
 
 __all__ = ["SlicedLoss", "projected_quantiles"]
-
-_TINY = 1e-12
 
 
 class SlicedLoss:
@@ -68,7 +66,7 @@ class SlicedLoss:
             self.projections[layer] = _directions(first.shape[1], self.directions, self.seed + index, first.device)
             values, levels, second_moment = _pooled(samples, self.projections[layer])
             self.styles[layer] = values, levels
-            self.scales[layer] = 1 / max(second_moment, _TINY) if self.normalize == "relative" else 1.0
+            self.scales[layer] = 1 / max(second_moment, TINY) if self.normalize == "relative" else 1.0
 
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         return sum(weight * self._distance(layer, features[layer]) for layer, weight in self.layer_weights.items())

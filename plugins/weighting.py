@@ -7,7 +7,10 @@ from typing import Annotated, Literal, Mapping, Sequence
 
 from stylefw.markers import Range
 
-__all__ = ["Normalize", "Layers", "layer_weights", "faded_weights"]
+__all__ = ["Normalize", "Layers", "layer_weights", "faded_weights", "TINY"]
+
+# the smallest target magnitude a relative error divides by: a layer a ReLU zeroes everywhere has none
+TINY = 1e-12
 
 Normalize = Literal["relative", "classic"]
 # layer names, or layer name -> that layer's weight (under relative, at least one above 0)

@@ -163,11 +163,13 @@ def refuse_untileable(losses: Sequence[Loss], labels: Sequence[str], backbone: B
     for index, (loss, label) in enumerate(zip(losses, labels)):
         if loss.layers and tiling_of(loss) is None:
             reason = getattr(loss, "untileable", None)  # a loss that cannot tile by its nature says why
-            problems.append(Problem(f"losses[{index}]", f"loss '{label}' cannot tile: {reason}; remove tile, or use "
-                                    "a loss that tiles (gram, w2)" if reason else
-                                    f"loss '{label}' does not declare how it tiles (tiling = "
-                                    "'local' or 'global'), so a tiled run cannot compute its gradient exactly; "
-                                    "remove tile, or ask its author to declare it (the plugin guide: what a plugin implements)"))
+            if reason:
+                message = f"loss '{label}' cannot tile: {reason}; remove tile, or use a loss that tiles (gram, w2)"
+            else:
+                message = (f"loss '{label}' does not declare how it tiles (tiling = 'local' or 'global'), so a tiled "
+                           "run cannot compute its gradient exactly; remove tile, or ask its author to declare it "
+                           "(the plugin guide: what a plugin implements)")
+            problems.append(Problem(f"losses[{index}]", message))
     if not (hasattr(backbone, "stride") and hasattr(backbone, "receptive_field")):
         problems.append(Problem("tile", f"backbone '{backbone_name}' does not say its layers' stride and "
                                 "receptive_field, which tiling needs to cut exact tiles; remove tile"))
